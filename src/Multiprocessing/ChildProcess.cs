@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using Multiprocessing.Interop;
+
+namespace Multiprocessing;
+
+/// <summary>How a process ended: an exit code, or the signal that killed it.</summary>
+internal readonly record struct ExitStatus(int? Code, int? Signal)
+{
+    /// <summary>Python's convention: the exit code, or minus the signal number.</summary>
+    public int PythonCode => Signal is int s ? -s : Code ?? 0;
+
+    public static ExitStatus FromDotNet(int exitCode) =>
+        // .NET reports a child killed by signal N as 128 + N.
+        exitCode is > 128 and < 160 ? new ExitStatus(null, exitCode - 128) : new ExitStatus(exitCode, null);
+}
+
+/// <summary>
+/// The parent's side of one live child: its process, its channel, and the forwarding of its
+/// console output (whose last stderr lines are kept to explain a crash).
+/// </summary>
+internal sealed class ChildProcess : IDisposable
+{
+    private const int TailLines = 20;
+
+    private readonly Process _process;
+    private readonly Queue<string> _stderrTail = new();
+    private readonly TaskCompletionSource<ExitStatus> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _stdoutPump;
+    private readonly Task _stderrPump;
+    private MessageChannel? _channel;
+
+    public ChildProcess(Process process, string name)
+    {
+        _process = process;
+        Name = name;
+        Pid = process.Id;
+        _stdoutPump = Pump(process.StandardOutput, Console.Out, keepTail: false);
+        _stderrPump = Pump(process.StandardError, Console.Error, keepTail: true);
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) => OnProcessExited();
+        if (process.HasExited) OnProcessExited();
+    }
+
+    public string Name { get; }
+    public int Pid { get; }
+    public MessageChannel Channel => _channel ?? throw new InvalidOperationException("The child has not connected.");
+
+    /// <summary>Completes when the process has exited and its output has been drained.</summary>
+    public Task<ExitStatus> Exited => _exited.Task;
+
+    public bool HasExited => _exited.Task.IsCompleted;
+
+    public void Attach(MessageChannel channel) => _channel = channel;
+
+    public IReadOnlyList<string> StderrTail()
+    {
+        lock (_stderrTail) return [.. _stderrTail];
+    }
+
+    public void Kill() => Signal(Platform.SigKill);
+
+    public void Signal(int signal)
+    {
+        if (!HasExited) Platform.Current.SendSignal(Pid, signal);
+    }
+
+    /// <summary>Closes the channel; a child blocked reading it sees end of stream and exits.</summary>
+    public void CloseChannel() => _channel?.Dispose();
+
+    public void Dispose()
+    {
+        CloseChannel();
+        _process.Dispose();
+    }
+
+    private void OnProcessExited()
+    {
+        if (_exited.Task.IsCompleted) return;
+        _ = Task.Run(async () =>
+        {
+            int code;
+            try { code = _process.ExitCode; }
+            catch (InvalidOperationException) { code = -1; }
+            // Output may still be in the pipes; a grandchild holding them open must not stall us.
+            await Task.WhenAny(Task.WhenAll(_stdoutPump, _stderrPump), Task.Delay(2000)).ConfigureAwait(false);
+            _exited.TrySetResult(ExitStatus.FromDotNet(code));
+        });
+    }
+
+    private Task Pump(StreamReader from, TextWriter to, bool keepTail) => Task.Run(async () =>
+    {
+        try
+        {
+            while (await from.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                if (keepTail)
+                {
+                    lock (_stderrTail)
+                    {
+                        if (_stderrTail.Count == TailLines) _stderrTail.Dequeue();
+                        _stderrTail.Enqueue(line);
+                    }
+                }
+                to.WriteLine(line);
+            }
+        }
+        catch (Exception)
+        {
+            // The pipe broke because the child died; what was read is what there is.
+        }
+    });
+}

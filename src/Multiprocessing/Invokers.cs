@@ -1,0 +1,118 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// Runs a shipped delegate over a batch of argument tuples inside a worker. One typed invoker is
+/// built per delegate type (<c>Func&lt;T, TResult&gt;</c>, <c>Action&lt;T1, T2&gt;</c>, ...), so the
+/// per-item cost is a typed delegate call, not reflection. Argument tuples are: nothing (a
+/// placeholder <see cref="bool"/>) for no arguments, the value itself for one, a value tuple for more.
+/// </summary>
+internal abstract class Invoker
+{
+    private static readonly ConcurrentDictionary<Type, Invoker> Cache = new();
+
+    /// <summary>Deserializes the items, calls the delegate on each, serializes the results as an array.</summary>
+    public abstract void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer);
+
+    public static Invoker For(Type delegateType) => Cache.GetOrAdd(delegateType, Create);
+
+    /// <summary>The argument-tuple type for a delegate's parameters, as <see cref="For"/> expects them.</summary>
+    public static Type ItemType(Type[] parameters) => parameters.Length switch
+    {
+        0 => typeof(bool),
+        1 => parameters[0],
+        2 => typeof(ValueTuple<,>).MakeGenericType(parameters),
+        3 => typeof(ValueTuple<,,>).MakeGenericType(parameters),
+        4 => typeof(ValueTuple<,,,>).MakeGenericType(parameters),
+        _ => throw new NotSupportedException("Workers take delegates of up to four parameters; pass a record or tuple for more."),
+    };
+
+    private static Invoker Create(Type delegateType)
+    {
+        if (!delegateType.IsGenericType && delegateType == typeof(Action)) return new ActionInvoker0();
+        if (!delegateType.IsGenericType)
+            throw new NotSupportedException($"Workers run Func<...> and Action<...> delegates, not {delegateType.FullName}.");
+        var definition = delegateType.GetGenericTypeDefinition();
+        var args = delegateType.GetGenericArguments();
+        var invoker = definition switch
+        {
+            _ when definition == typeof(Func<>) => typeof(FuncInvoker0<>),
+            _ when definition == typeof(Func<,>) => typeof(FuncInvoker1<,>),
+            _ when definition == typeof(Func<,,>) => typeof(FuncInvoker2<,,>),
+            _ when definition == typeof(Func<,,,>) => typeof(FuncInvoker3<,,,>),
+            _ when definition == typeof(Func<,,,,>) => typeof(FuncInvoker4<,,,,>),
+            _ when definition == typeof(Action<>) => typeof(ActionInvoker1<>),
+            _ when definition == typeof(Action<,>) => typeof(ActionInvoker2<,>),
+            _ when definition == typeof(Action<,,>) => typeof(ActionInvoker3<,,>),
+            _ when definition == typeof(Action<,,,>) => typeof(ActionInvoker4<,,,>),
+            _ => throw new NotSupportedException($"Workers run Func<...> and Action<...> delegates of up to four parameters, not {delegateType.FullName}."),
+        };
+        return (Invoker)Activator.CreateInstance(invoker.MakeGenericType(args))!;
+    }
+
+    /// <summary>Runs each item; an action's results are an array of placeholders.</summary>
+    private abstract class Typed<TItem, TResult> : Invoker
+    {
+        public sealed override void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer)
+        {
+            var input = serializer.Deserialize<TItem[]>(items);
+            var results = new TResult[input.Length];
+            for (var i = 0; i < input.Length; i++) results[i] = Call(target, input[i]);
+            serializer.Serialize(output, results);
+        }
+
+        protected abstract TResult Call(Delegate target, TItem item);
+    }
+
+    private sealed class FuncInvoker0<TR> : Typed<bool, TR>
+    {
+        protected override TR Call(Delegate t, bool _) => ((Func<TR>)t)();
+    }
+
+    private sealed class FuncInvoker1<T1, TR> : Typed<T1, TR>
+    {
+        protected override TR Call(Delegate t, T1 a) => ((Func<T1, TR>)t)(a);
+    }
+
+    private sealed class FuncInvoker2<T1, T2, TR> : Typed<(T1, T2), TR>
+    {
+        protected override TR Call(Delegate t, (T1, T2) a) => ((Func<T1, T2, TR>)t)(a.Item1, a.Item2);
+    }
+
+    private sealed class FuncInvoker3<T1, T2, T3, TR> : Typed<(T1, T2, T3), TR>
+    {
+        protected override TR Call(Delegate t, (T1, T2, T3) a) => ((Func<T1, T2, T3, TR>)t)(a.Item1, a.Item2, a.Item3);
+    }
+
+    private sealed class FuncInvoker4<T1, T2, T3, T4, TR> : Typed<(T1, T2, T3, T4), TR>
+    {
+        protected override TR Call(Delegate t, (T1, T2, T3, T4) a) => ((Func<T1, T2, T3, T4, TR>)t)(a.Item1, a.Item2, a.Item3, a.Item4);
+    }
+
+    private sealed class ActionInvoker0 : Typed<bool, bool>
+    {
+        protected override bool Call(Delegate t, bool _) { ((Action)t)(); return true; }
+    }
+
+    private sealed class ActionInvoker1<T1> : Typed<T1, bool>
+    {
+        protected override bool Call(Delegate t, T1 a) { ((Action<T1>)t)(a); return true; }
+    }
+
+    private sealed class ActionInvoker2<T1, T2> : Typed<(T1, T2), bool>
+    {
+        protected override bool Call(Delegate t, (T1, T2) a) { ((Action<T1, T2>)t)(a.Item1, a.Item2); return true; }
+    }
+
+    private sealed class ActionInvoker3<T1, T2, T3> : Typed<(T1, T2, T3), bool>
+    {
+        protected override bool Call(Delegate t, (T1, T2, T3) a) { ((Action<T1, T2, T3>)t)(a.Item1, a.Item2, a.Item3); return true; }
+    }
+
+    private sealed class ActionInvoker4<T1, T2, T3, T4> : Typed<(T1, T2, T3, T4), bool>
+    {
+        protected override bool Call(Delegate t, (T1, T2, T3, T4) a) { ((Action<T1, T2, T3, T4>)t)(a.Item1, a.Item2, a.Item3, a.Item4); return true; }
+    }
+}

@@ -1,0 +1,174 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// Length-prefixed frames over a connected stream socket: [int32 little-endian length][payload].
+/// One reader thread and any number of writers (serialized by a lock). Frames are batched by the
+/// caller into one <see cref="FrameBuffer"/> so a burst of small messages costs one system call.
+/// </summary>
+internal sealed class MessageChannel : IDisposable
+{
+    /// <summary>Frames larger than this are refused as corrupt rather than allocated.</summary>
+    public const int MaxFrameLength = 1 << 30;
+
+    private readonly Socket _socket;
+    private readonly Lock _writeLock = new();
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _start;
+    private int _end;
+    private volatile bool _disposed;
+
+    public MessageChannel(Socket socket)
+    {
+        _socket = socket;
+    }
+
+    /// <summary>Sends frames that were written into <paramref name="frames"/>.</summary>
+    public void Send(ReadOnlySpan<byte> frames)
+    {
+        lock (_writeLock)
+        {
+            while (!frames.IsEmpty)
+            {
+                var n = _socket.Send(frames, SocketFlags.None);
+                frames = frames[n..];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Blocks until a whole frame has arrived and returns its payload, valid until the next call.
+    /// Returns false at end of stream (the other process closed or died).
+    /// </summary>
+    public bool TryReceive(out ReadOnlyMemory<byte> frame)
+    {
+        while (true)
+        {
+            var available = _end - _start;
+            if (available >= 4)
+            {
+                var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+                if (length < 0 || length > MaxFrameLength)
+                    throw new InvalidDataException($"Corrupt frame length {length} on a worker channel.");
+                if (available >= 4 + length)
+                {
+                    frame = new ReadOnlyMemory<byte>(_buffer, _start + 4, length);
+                    _start += 4 + length;
+                    return true;
+                }
+                EnsureRoom(4 + length);
+            }
+            else EnsureRoom(4);
+
+            int read;
+            try { read = _socket.Receive(_buffer.AsSpan(_end), SocketFlags.None); }
+            catch (SocketException) when (_disposed) { read = 0; }
+            catch (ObjectDisposedException) { read = 0; }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted) { read = 0; }
+            if (read == 0)
+            {
+                frame = default;
+                return false;
+            }
+            _end += read;
+        }
+    }
+
+    /// <summary>Makes room for a frame of <paramref name="needed"/> bytes starting at the read position.</summary>
+    private void EnsureRoom(int needed)
+    {
+        var available = _end - _start;
+        if (_start > 0 && (_buffer.Length - _start < needed || _buffer.Length - _end < 4096))
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, available);
+            _start = 0;
+            _end = available;
+        }
+        if (_buffer.Length < needed || _buffer.Length - _end == 0)
+        {
+            var bigger = new byte[Math.Max(needed, _buffer.Length * 2)];
+            Buffer.BlockCopy(_buffer, _start, bigger, 0, available);
+            _buffer = bigger;
+            _start = 0;
+            _end = available;
+        }
+    }
+
+    /// <summary>Stops both directions; a blocked reader returns end of stream.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
+        _socket.Dispose();
+    }
+}
+
+/// <summary>A growable buffer of frames; <see cref="BeginFrame"/> and <see cref="EndFrame"/> bracket each one.</summary>
+internal sealed class FrameBuffer : IBufferWriter<byte>
+{
+    private byte[] _buffer;
+    private int _written;
+    private int _frameStart = -1;
+
+    public FrameBuffer(int capacity = 4096) => _buffer = new byte[capacity];
+
+    public int Length => _written;
+    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
+
+    /// <summary>A writable view of bytes already written, for patching a fixed-size field.</summary>
+    public Span<byte> Written(int start, int length) => _buffer.AsSpan(start, length);
+
+    public void BeginFrame()
+    {
+        if (_frameStart >= 0) throw new InvalidOperationException("Frame already open.");
+        _frameStart = _written;
+        GetSpan(4);
+        _written += 4;
+    }
+
+    public void EndFrame()
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(_buffer.AsSpan(_frameStart), _written - _frameStart - 4);
+        _frameStart = -1;
+    }
+
+    /// <summary>Drops a frame begun but not ended (its content failed to serialize).</summary>
+    public void AbandonFrame()
+    {
+        if (_frameStart < 0) return;
+        _written = _frameStart;
+        _frameStart = -1;
+    }
+
+    public void Clear()
+    {
+        _written = 0;
+        _frameStart = -1;
+        if (_buffer.Length > 1 << 20) _buffer = new byte[4096];
+    }
+
+    public void Advance(int count) => _written += count;
+
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Grow(sizeHint);
+        return _buffer.AsMemory(_written);
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Grow(sizeHint);
+        return _buffer.AsSpan(_written);
+    }
+
+    private void Grow(int sizeHint)
+    {
+        var need = Math.Max(sizeHint, 256);
+        if (_buffer.Length - _written >= need) return;
+        Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _written + need));
+    }
+}

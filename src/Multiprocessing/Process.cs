@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using MessagePack;
+using Multiprocessing.Interop;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// Runs a delegate in a new process, like Python's <c>multiprocessing.Process</c>. The delegate
+/// (a static method or a lambda; a closure's captured values travel with it) is shipped at
+/// <see cref="Start"/>; what cannot travel is refused there, before any process starts.
+/// An exception the target throws is rebuilt in <see cref="Exception"/> and the exit code is 1;
+/// a crash (stack overflow, access violation, <c>Environment.FailFast</c>, a kill) leaves a
+/// <see cref="WorkerCrashedException"/> with the exit code, the signal and the child's last stderr lines.
+/// </summary>
+public sealed class WorkerProcess
+{
+    private static int _counter;
+    // The children this process started: process-global by nature, like Python's active_children().
+    private static readonly ConcurrentDictionary<WorkerProcess, byte> Children = new();
+
+    private readonly Delegate? _target;
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ChildProcess? _child;
+    private ExitStatus? _status;
+    private int _started;
+    private volatile bool _stoppedByParent;
+    private int _pid;
+
+    /// <summary>Creates a process that will run <paramref name="target"/> once started.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
+    public WorkerProcess(Action target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        _target = target;
+        Name = $"WorkerProcess-{Interlocked.Increment(ref _counter)}";
+    }
+
+    private WorkerProcess(string name, int pid)
+    {
+        Name = name;
+        _pid = pid;
+        _started = 1;
+    }
+
+    /// <summary>A name for logs and messages; defaults to "WorkerProcess-N".</summary>
+    public string Name { get; set; }
+
+    /// <summary>The serializer for captured values; defaults to <see cref="MessagePackObjectSerializer"/>.</summary>
+    public ISerializer Serializer { get; init; } = new MessagePackObjectSerializer();
+
+    /// <summary>The operating-system process id, or 0 before <see cref="Start"/>.</summary>
+    public int Pid => _pid;
+
+    /// <summary>
+    /// Null while running or before start; then 0 on success, 1 when the target threw, the process's
+    /// own code when it called <c>Environment.Exit</c>, or minus the signal number when a signal
+    /// ended it (-9 after <see cref="Kill"/>, -6 after a stack overflow or <c>FailFast</c>), as in Python.
+    /// </summary>
+    public int? ExitCode => _status?.PythonCode;
+
+    /// <summary>True from <see cref="Start"/> until the process has exited.</summary>
+    public bool IsAlive => _target is null ? Platform.Current.SendSignal(_pid, 0) : Volatile.Read(ref _started) == 1 && !_exited.Task.IsCompleted;
+
+    /// <summary>
+    /// After exit: what the target threw (rebuilt as its own type when possible, else a
+    /// <see cref="RemoteException"/>), or a <see cref="WorkerCrashedException"/> when the process died
+    /// without finishing. Null on success and when this process ended it with <see cref="Terminate"/> or <see cref="Kill"/>.
+    /// </summary>
+    public Exception? Exception { get; private set; }
+
+    /// <summary>In a worker process, the worker itself; null in a process this library did not start.</summary>
+    public static WorkerProcess? Current => WorkerHost.Identity is { } id ? new WorkerProcess(id.Name, Environment.ProcessId) : null;
+
+    /// <summary>In a worker process, the process that started it; null in a process this library did not start.</summary>
+    public static WorkerProcess? Parent => WorkerHost.Identity is { } id ? new WorkerProcess("parent", id.ParentPid) : null;
+
+    /// <summary>
+    /// Inside a worker: signalled when the parent cancels the call running on this thread (a pool
+    /// task whose token was cancelled). <see cref="CancellationToken.None"/> elsewhere.
+    /// </summary>
+    public static CancellationToken CancellationToken => WorkerHost.CurrentToken;
+
+    /// <summary>The processes started by this process that have not exited yet.</summary>
+    public static IReadOnlyList<WorkerProcess> ActiveChildren() => [.. Children.Keys.Where(p => p.IsAlive)];
+
+    /// <summary>
+    /// Starts the process and returns once it runs. Throws <see cref="SerializationException"/>,
+    /// naming the captured member and its type, when the target cannot travel.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The process was started before.</exception>
+    public void Start()
+    {
+        if (_target is null) throw new InvalidOperationException("This object describes a running process (Current or Parent); it cannot be started.");
+        if (Interlocked.Exchange(ref _started, 1) == 1)
+            throw new InvalidOperationException($"'{Name}' was already started; a WorkerProcess runs once, as Python's Process. Create a new one to run again.");
+
+        var frames = new FrameBuffer();
+        try
+        {
+            Calls.WriteInit(frames, Serializer, initializer: null);
+            Calls.WriteCall(frames, callId: 1, functionId: 0, define: true, decidesExitCode: true, _target, Serializer, new[] { false });
+            Calls.WriteSimple(frames, MessageKind.Exit);
+        }
+        catch
+        {
+            _started = 0;
+            throw;
+        }
+
+        try
+        {
+            _child = Spawner.Spawn(Name);
+        }
+        catch
+        {
+            _started = 0;
+            throw;
+        }
+        _pid = _child.Pid;
+        Children[this] = 0;
+        _child.Channel.Send(frames.WrittenSpan);
+        new Thread(() => Watch(_child)) { IsBackground = true, Name = $"Multiprocessing {Name} watcher" }.Start();
+    }
+
+    /// <summary>Waits until the process exits. Returns false if <paramref name="timeout"/> passed first (null waits without limit).</summary>
+    /// <exception cref="InvalidOperationException">The process was not started.</exception>
+    public bool Join(TimeSpan? timeout = null)
+    {
+        EnsureStarted();
+        return _exited.Task.Wait(timeout ?? Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Completes when the process has exited.</summary>
+    /// <exception cref="InvalidOperationException">The process was not started.</exception>
+    public Task WaitForExitAsync(CancellationToken cancellationToken = default)
+    {
+        EnsureStarted();
+        return _exited.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Asks the process to stop (SIGTERM). Its <see cref="ExitCode"/> becomes -15.</summary>
+    public void Terminate() => Stop(Platform.SigTerm);
+
+    /// <summary>Ends the process at once (SIGKILL). Its <see cref="ExitCode"/> becomes -9.</summary>
+    public void Kill() => Stop(Platform.SigKill);
+
+    /// <inheritdoc />
+    public override string ToString() => $"<WorkerProcess name='{Name}' pid={Pid} {(ExitCode is int c ? "exitcode=" + c : IsAlive ? "started" : "initial")}>";
+
+    private void Stop(int signal)
+    {
+        if (_target is null) throw new InvalidOperationException("Only a process started here can be stopped through this object.");
+        if (_child is null || _exited.Task.IsCompleted) return;
+        _stoppedByParent = true;
+        _child.Signal(signal);
+    }
+
+    private void EnsureStarted()
+    {
+        if (Volatile.Read(ref _started) == 0) throw new InvalidOperationException($"'{Name}' has not been started; call Start() first.");
+        if (_target is null) throw new InvalidOperationException("Current and Parent describe running processes and cannot be waited on here.");
+    }
+
+    private void Watch(ChildProcess child)
+    {
+        var reported = false;
+        try
+        {
+            while (child.Channel.TryReceive(out var frame))
+            {
+                var reader = new MessagePackReader(frame);
+                switch ((MessageKind)reader.ReadByte())
+                {
+                    case MessageKind.Result:
+                        reported = true;
+                        break;
+                    case MessageKind.Error:
+                        reader.ReadInt64();
+                        reader.ReadInt64();
+                        Exception = ExceptionShipper.Read(ref reader);
+                        reported = true;
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or MessagePackSerializationException)
+        {
+            // A corrupt channel; the exit status below tells what happened.
+        }
+        var status = child.Exited.Wait(TimeSpan.FromSeconds(30)) ? child.Exited.Result : KillAndWait(child);
+        _status = status;
+        if (!reported && !_stoppedByParent)
+            Exception = new WorkerCrashedException($"Worker process '{Name}' (pid {child.Pid}) died before its target finished", child.Pid, status.Code, status.Signal, child.StderrTail());
+        child.Dispose();
+        Children.TryRemove(this, out _);
+        _exited.TrySetResult();
+    }
+
+    private static ExitStatus KillAndWait(ChildProcess child)
+    {
+        // The channel closed but the process lingers (a foreground thread of the target?): end it.
+        child.Kill();
+        return child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : new ExitStatus(null, Platform.SigKill);
+    }
+}

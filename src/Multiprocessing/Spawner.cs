@@ -1,0 +1,245 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using MessagePack;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// Starts worker processes: <c>dotnet exec --runtimeconfig X --depsfile Y Multiprocessing.Worker.dll</c>
+/// with this application's own runtimeconfig and deps files, so a child resolves exactly the
+/// assemblies the parent does. Children connect back over a Unix domain socket in a private (0700)
+/// folder and prove who they are with a per-child random token before anything else is read.
+/// Process-global by nature: one listener and one spawning thread per parent process.
+/// </summary>
+internal static class Spawner
+{
+    /// <summary>How long a child has to start the runtime and connect back before it is declared failed.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(60);
+
+    private static readonly Lazy<Listener> SharedListener = new(() => new Listener());
+    private static readonly Lazy<LaunchSpec> SharedSpec = new(LaunchSpec.Resolve);
+    private static readonly BlockingCollection<Action> SpawnQueue = StartSpawnThread();
+
+    /// <summary>Starts a child and returns once it has connected and said hello.</summary>
+    public static ChildProcess Spawn(string name)
+    {
+        var spec = SharedSpec.Value;
+        var listener = SharedListener.Value;
+        var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        var connected = listener.Expect(token);
+
+        var info = new ProcessStartInfo(spec.Host)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = false,
+        };
+        info.ArgumentList.Add("exec");
+        info.ArgumentList.Add("--runtimeconfig");
+        info.ArgumentList.Add(spec.RuntimeConfig);
+        if (spec.DepsFile is not null)
+        {
+            info.ArgumentList.Add("--depsfile");
+            info.ArgumentList.Add(spec.DepsFile);
+        }
+        info.ArgumentList.Add(spec.WorkerDll);
+        info.Environment[WorkerEnvironment.Socket] = listener.Path;
+        info.Environment[WorkerEnvironment.Token] = token;
+        info.Environment[WorkerEnvironment.ParentPid] = Environment.ProcessId.ToString();
+        info.Environment[WorkerEnvironment.Name] = name;
+        // A worker is a short-lived server: tiered compilation's quick start matters more than peak code.
+        info.Environment["DOTNET_TieredPGO"] = "0";
+
+        // PR_SET_PDEATHSIG follows the thread that forked the child: if a thread-pool thread started
+        // it, the child would die when that thread retires. One long-lived thread starts every child.
+        Process? process = null;
+        Exception? failure = null;
+        using (var done = new ManualResetEventSlim())
+        {
+            SpawnQueue.Add(() =>
+            {
+                try { process = Process.Start(info); }
+                catch (Exception e) { failure = e; }
+                finally { done.Set(); }
+            });
+            done.Wait();
+        }
+        if (process is null)
+        {
+            listener.Forget(token);
+            throw new MultiprocessingException($"Could not start a worker process with '{spec.Host}': {failure?.Message}", failure);
+        }
+
+        var child = new ChildProcess(process, name);
+        var exited = child.Exited;
+        var winner = Task.WaitAny([connected, exited], ConnectTimeout);
+        if (winner == 0 && connected.IsCompletedSuccessfully)
+        {
+            child.Attach(connected.Result);
+            return child;
+        }
+        listener.Forget(token);
+        if (winner == 1)
+        {
+            var status = exited.Result;
+            throw new WorkerCrashedException(
+                $"Worker process '{name}' (pid {child.Pid}) exited before it connected; command: {spec.Describe()}",
+                child.Pid, status.Code, status.Signal, child.StderrTail());
+        }
+        child.Kill();
+        throw new TimeoutException(
+            $"Worker process '{name}' (pid {child.Pid}) did not connect within {ConnectTimeout.TotalSeconds:0} s; command: {spec.Describe()}. " +
+            "The machine may be overloaded, or the worker host hung while starting.");
+    }
+
+    private static BlockingCollection<Action> StartSpawnThread()
+    {
+        var queue = new BlockingCollection<Action>();
+        var thread = new Thread(() => { foreach (var work in queue.GetConsumingEnumerable()) work(); })
+        {
+            IsBackground = true,
+            Name = "Multiprocessing spawner",
+        };
+        thread.Start();
+        return queue;
+    }
+
+    /// <summary>What to run: the host, the application's runtime files, and the worker entry assembly.</summary>
+    private sealed record LaunchSpec(string Host, string RuntimeConfig, string? DepsFile, string WorkerDll)
+    {
+        public string Describe() => $"{Host} exec --runtimeconfig {RuntimeConfig}{(DepsFile is null ? "" : " --depsfile " + DepsFile)} {WorkerDll}";
+
+        public static LaunchSpec Resolve()
+        {
+            var library = typeof(Spawner).Assembly;
+            if (string.IsNullOrEmpty(library.Location))
+                throw new NotSupportedException(
+                    "Multiprocessing cannot start workers from a single-file or Native AOT application: a worker is a separate .NET process " +
+                    "that loads your assemblies from files. Publish without PublishSingleFile/PublishAot (a framework-dependent or self-contained folder works).");
+
+            // The deps file this process was started with is the dependency set a child must use.
+            var depsFile = (AppContext.GetData("APP_CONTEXT_DEPS_FILES") as string)?
+                .Split(';', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(f => File.Exists(f) && !IsFrameworkDeps(f));
+            string? runtimeConfig = null;
+            if (depsFile is not null)
+            {
+                var candidate = depsFile[..^".deps.json".Length] + ".runtimeconfig.json";
+                if (File.Exists(candidate)) runtimeConfig = candidate;
+            }
+            if (runtimeConfig is null)
+            {
+                foreach (var assembly in new[] { Assembly.GetEntryAssembly(), library })
+                {
+                    if (assembly is null || string.IsNullOrEmpty(assembly.Location)) continue;
+                    var candidate = Path.ChangeExtension(assembly.Location, ".runtimeconfig.json");
+                    if (!File.Exists(candidate)) continue;
+                    runtimeConfig = candidate;
+                    var deps = Path.ChangeExtension(assembly.Location, ".deps.json");
+                    depsFile = File.Exists(deps) ? deps : null;
+                    break;
+                }
+            }
+            if (runtimeConfig is null)
+                throw new NotSupportedException(
+                    "Multiprocessing could not find this application's .runtimeconfig.json, which a worker process needs to start the same runtime. " +
+                    "Run the application from its build output (dotnet run, dotnet test, or the built .dll/apphost).");
+
+            var appBase = Path.GetDirectoryName(depsFile ?? runtimeConfig)!;
+            var worker = Path.Combine(appBase, "Multiprocessing.Worker.dll");
+            if (!File.Exists(worker)) worker = Path.Combine(Path.GetDirectoryName(library.Location)!, "Multiprocessing.Worker.dll");
+            if (!File.Exists(worker))
+                throw new FileNotFoundException(
+                    $"Multiprocessing.Worker.dll, the worker host, is missing from {appBase}. It is copied there by a reference to the Multiprocessing project or package; rebuild the application.", worker);
+
+            return new LaunchSpec(FindHost(), runtimeConfig, depsFile, worker);
+        }
+
+        private static bool IsFrameworkDeps(string path) => path.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}Microsoft.", StringComparison.Ordinal);
+
+        private static string FindHost()
+        {
+            var exe = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+            if (Environment.ProcessPath is { } self && Path.GetFileName(self) == exe) return self;
+            if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { } hostPath && File.Exists(hostPath)) return hostPath;
+            // <root>/shared/Microsoft.NETCore.App/<version>/ -> <root>/dotnet
+            var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+            var candidate = Path.Combine(root, exe);
+            if (File.Exists(candidate)) return candidate;
+            throw new FileNotFoundException($"Could not find the dotnet host to start workers with (looked in {root}); set DOTNET_HOST_PATH to the dotnet executable.");
+        }
+    }
+
+    /// <summary>The Unix socket that children connect to.</summary>
+    private sealed class Listener
+    {
+        private readonly Socket _socket;
+        private readonly ConcurrentDictionary<string, TaskCompletionSource<MessageChannel>> _pending = new();
+        private readonly string _folder;
+
+        public string Path { get; }
+
+        public Listener()
+        {
+            _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"multiprocessing-{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_folder);
+            else Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Path = System.IO.Path.Combine(_folder, "s");
+            _socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            _socket.Bind(new UnixDomainSocketEndPoint(Path));
+            _socket.Listen(128);
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => Cleanup();
+            new Thread(AcceptLoop) { IsBackground = true, Name = "Multiprocessing listener" }.Start();
+        }
+
+        public Task<MessageChannel> Expect(string token)
+        {
+            var tcs = new TaskCompletionSource<MessageChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _pending[token] = tcs;
+            return tcs.Task;
+        }
+
+        public void Forget(string token) => _pending.TryRemove(token, out _);
+
+        private void AcceptLoop()
+        {
+            while (true)
+            {
+                Socket client;
+                try { client = _socket.Accept(); }
+                catch (Exception) { return; }
+                ThreadPool.UnsafeQueueUserWorkItem(static state => state.self.Handshake(state.client), (self: this, client), preferLocal: false);
+            }
+        }
+
+        private void Handshake(Socket client)
+        {
+            var channel = new MessageChannel(client);
+            try
+            {
+                client.ReceiveTimeout = 10_000;
+                if (!channel.TryReceive(out var frame)) { channel.Dispose(); return; }
+                var reader = new MessagePackReader(frame);
+                if ((MessageKind)reader.ReadByte() != MessageKind.Hello) { channel.Dispose(); return; }
+                var token = reader.ReadString() ?? "";
+                client.ReceiveTimeout = 0;
+                if (_pending.TryRemove(token, out var tcs)) tcs.TrySetResult(channel);
+                else channel.Dispose();
+            }
+            catch (Exception)
+            {
+                channel.Dispose();
+            }
+        }
+
+        private void Cleanup()
+        {
+            try { _socket.Dispose(); } catch (Exception) { }
+            try { Directory.Delete(_folder, recursive: true); } catch (Exception) { }
+        }
+    }
+}
