@@ -15,7 +15,7 @@ namespace Multiprocessing;
 /// </summary>
 internal static class DelegateShipper
 {
-    private enum TargetKind : byte { Stateless = 0, Closure = 1, Object = 2 }
+    private enum TargetKind : byte { Stateless = 0, Closure = 1, Object = 2, Seen = 3 }
     private enum ValueKind : byte { Null = 0, Closure = 1, Delegate = 2, Value = 3 }
 
     private static readonly ConcurrentDictionary<(string Type, int Token, Guid Mvid, string? Generic), MethodInfo> Methods = new();
@@ -26,7 +26,12 @@ internal static class DelegateShipper
     public static bool IsStateless(Delegate d) => d.Target is null || (IsCompilerGenerated(d.Target.GetType()) && InstanceFields(d.Target.GetType()).Length == 0);
 
     /// <summary>Writes the delegate; throws <see cref="SerializationException"/> naming what cannot travel.</summary>
-    public static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer)
+    public static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer) =>
+        Write(ref writer, d, serializer, new Dictionary<object, int>(ReferenceEqualityComparer.Instance));
+
+    // seen: closures already written, by id. Lambdas of one scope share a closure object that may
+    // hold delegates pointing back at it, so the graph has cycles.
+    private static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer, Dictionary<object, int> seen)
     {
         if (d.GetInvocationList().Length != 1)
             throw new SerializationException($"A multicast delegate ({d.GetInvocationList().Length} targets) cannot be shipped to a worker; pass a single method or lambda.");
@@ -50,13 +55,20 @@ internal static class DelegateShipper
         else writer.WriteNil();
 
         if (d.Target is null) writer.WriteNil();
-        else WriteTarget(ref writer, d.Target, serializer, path: "");
+        else WriteTarget(ref writer, d.Target, serializer, path: "", seen);
     }
 
     private static bool IsDynamicMethod(MethodInfo m) => m is System.Reflection.Emit.DynamicMethod || m.GetType().Name == "RTDynamicMethod";
 
-    private static void WriteTarget(ref MessagePackWriter writer, object target, ISerializer serializer, string path)
+    private static void WriteTarget(ref MessagePackWriter writer, object target, ISerializer serializer, string path, Dictionary<object, int> seen)
     {
+        if (seen.TryGetValue(target, out var id))
+        {
+            writer.WriteArrayHeader(2);
+            writer.Write((byte)TargetKind.Seen);
+            writer.Write(id);
+            return;
+        }
         var type = target.GetType();
         if (IsCompilerGenerated(type))
         {
@@ -68,6 +80,7 @@ internal static class DelegateShipper
                 writer.Write(TypeName(type));
                 return;
             }
+            seen[target] = seen.Count;
             writer.WriteArrayHeader(3);
             writer.Write((byte)TargetKind.Closure);
             writer.Write(TypeName(type));
@@ -75,7 +88,7 @@ internal static class DelegateShipper
             foreach (var f in fields)
             {
                 writer.Write(f.Name);
-                WriteValue(ref writer, f.GetValue(target), f.FieldType, serializer, path + CapturedName(f.Name), type);
+                WriteValue(ref writer, f.GetValue(target), f.FieldType, serializer, path + CapturedName(f.Name), type, seen);
             }
             return;
         }
@@ -87,7 +100,7 @@ internal static class DelegateShipper
         writer.Write(SerializeValue(target, type, serializer, path.Length == 0 ? "the delegate's target (this)" : path));
     }
 
-    private static void WriteValue(ref MessagePackWriter writer, object? value, Type declared, ISerializer serializer, string member, Type owner)
+    private static void WriteValue(ref MessagePackWriter writer, object? value, Type declared, ISerializer serializer, string member, Type owner, Dictionary<object, int> seen)
     {
         Refuse(declared, member, owner);
         if (value is null)
@@ -101,7 +114,7 @@ internal static class DelegateShipper
         {
             writer.WriteArrayHeader(2);
             writer.Write((byte)ValueKind.Delegate);
-            try { Write(ref writer, inner, serializer); }
+            try { Write(ref writer, inner, serializer, seen); }
             catch (SerializationException e) { throw new SerializationException($"The captured delegate '{member}' cannot travel to a worker: {e.Message}", e); }
             return;
         }
@@ -109,7 +122,7 @@ internal static class DelegateShipper
         {
             writer.WriteArrayHeader(2);
             writer.Write((byte)ValueKind.Closure);
-            WriteTarget(ref writer, value, serializer, member + ".");
+            WriteTarget(ref writer, value, serializer, member + ".", seen);
             return;
         }
         Refuse(runtime, member, owner);
@@ -191,8 +204,10 @@ internal static class DelegateShipper
         return true;
     }
 
-    /// <summary>Reads a delegate written by <see cref="Write"/>, resolving its method in this process.</summary>
-    public static Delegate Read(ref MessagePackReader reader, ISerializer serializer)
+    /// <summary>Reads a delegate written by <c>Write</c>, resolving its method in this process.</summary>
+    public static Delegate Read(ref MessagePackReader reader, ISerializer serializer) => Read(ref reader, serializer, []);
+
+    private static Delegate Read(ref MessagePackReader reader, ISerializer serializer, List<object> seen)
     {
         var count = reader.ReadArrayHeader();
         if (count != 6) throw new SerializationException("Malformed delegate record.");
@@ -211,7 +226,7 @@ internal static class DelegateShipper
             genericKey = string.Join("|", names);
         }
         var method = Methods.GetOrAdd((declaringName, token, mvid, genericKey), key => ResolveMethod(key.Type, key.Token, key.Mvid, genericArgs));
-        object? target = reader.TryReadNil() ? null : ReadTarget(ref reader, serializer);
+        object? target = reader.TryReadNil() ? null : ReadTarget(ref reader, serializer, seen);
         try
         {
             return method.CreateDelegate(delegateType, target);
@@ -236,10 +251,11 @@ internal static class DelegateShipper
         return method;
     }
 
-    private static object ReadTarget(ref MessagePackReader reader, ISerializer serializer)
+    private static object ReadTarget(ref MessagePackReader reader, ISerializer serializer, List<object> seen)
     {
         var count = reader.ReadArrayHeader();
         var kind = (TargetKind)reader.ReadByte();
+        if (kind == TargetKind.Seen) return seen[reader.ReadInt32()];
         var type = ResolveType(reader.ReadString()!);
         switch (kind)
         {
@@ -248,6 +264,7 @@ internal static class DelegateShipper
             case TargetKind.Closure:
             {
                 var instance = RuntimeHelpers.GetUninitializedObject(type);
+                seen.Add(instance);
                 var fields = InstanceFields(type);
                 var n = reader.ReadMapHeader();
                 for (var i = 0; i < n; i++)
@@ -255,7 +272,7 @@ internal static class DelegateShipper
                     var name = reader.ReadString();
                     var field = Array.Find(fields, f => f.Name == name)
                         ?? throw new SerializationException($"The closure {type.FullName} has no field {name} in the worker; parent and worker run different builds.");
-                    field.SetValue(instance, ReadValue(ref reader, field.FieldType, serializer));
+                    field.SetValue(instance, ReadValue(ref reader, field.FieldType, serializer, seen));
                 }
                 return instance;
             }
@@ -266,14 +283,14 @@ internal static class DelegateShipper
         }
     }
 
-    private static object? ReadValue(ref MessagePackReader reader, Type declared, ISerializer serializer)
+    private static object? ReadValue(ref MessagePackReader reader, Type declared, ISerializer serializer, List<object> seen)
     {
         reader.ReadArrayHeader();
         switch ((ValueKind)reader.ReadByte())
         {
             case ValueKind.Null: return null;
-            case ValueKind.Delegate: return Read(ref reader, serializer);
-            case ValueKind.Closure: return ReadTarget(ref reader, serializer);
+            case ValueKind.Delegate: return Read(ref reader, serializer, seen);
+            case ValueKind.Closure: return ReadTarget(ref reader, serializer, seen);
             case ValueKind.Value:
                 var type = reader.TryReadNil() ? declared : ResolveType(reader.ReadString()!);
                 return Deserialize(reader.ReadBytes()!.Value, type, serializer);

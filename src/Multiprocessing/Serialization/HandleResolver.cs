@@ -16,10 +16,18 @@ internal sealed class HandleResolver : IFormatterResolver
     /// <summary>True when values of <paramref name="type"/> travel by handle.</summary>
     public static bool IsHandleType(Type type) => Find(type) is not null;
 
+    /// <summary>
+    /// Each shareable concept contributes one provider: given a type, its formatter (an
+    /// <see cref="IMessagePackFormatter{T}"/> for exactly that type) or null.
+    /// </summary>
+    private static readonly Func<Type, object?>[] Providers =
+    [
+    ];
+
     private static object? Find(Type type)
     {
-        // Shared objects (issue: shared memory, queues, locks) add their formatters here.
-        _ = type;
+        foreach (var provider in Providers)
+            if (provider(type) is { } formatter) return formatter;
         return null;
     }
 

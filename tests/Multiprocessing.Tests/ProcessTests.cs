@@ -1,0 +1,256 @@
+using System.Net.Sockets;
+
+namespace Multiprocessing.Tests;
+
+public record Point(int X, string Label);
+
+public class CustomErrorWithoutMessageConstructor : Exception
+{
+    public CustomErrorWithoutMessageConstructor(int code) : base($"custom failure {code}") { }
+}
+
+public class ProcessTests
+{
+    private readonly int _field = 5;
+
+    [Fact]
+    public void Closure_capturing_int_string_and_record_runs_in_another_process()
+    {
+        var path = TestSupport.TempFile();
+        var number = 41;
+        var text = "hello";
+        var point = new Point(3, "p");
+        var p = new WorkerProcess(() => File.WriteAllText(path, $"{Environment.ProcessId}:{number + 1}:{text}:{point.X}:{point.Label}"));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Null(p.Exception);
+        Assert.Equal(0, p.ExitCode);
+        var parts = File.ReadAllText(path).Split(':');
+        File.Delete(path);
+        Assert.NotEqual(Environment.ProcessId.ToString(), parts[0]);
+        Assert.Equal(p.Pid.ToString(), parts[0]);
+        Assert.Equal(["42", "hello", "3", "p"], parts[1..]);
+    }
+
+    [Fact]
+    public void Static_method_and_generic_method_and_nested_closure_run()
+    {
+        var path = TestSupport.TempFile();
+        var p = new WorkerProcess(() => Generic(path, new List<int> { 1, 2, 3 }));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Null(p.Exception);
+        Assert.Equal("List`1:3", File.ReadAllText(path));
+
+        var outer = 10;
+        Func<int, int> addOuter = x => x + outer;
+        var q = new WorkerProcess(() => File.WriteAllText(path, addOuter(5).ToString()));
+        q.Start();
+        TestSupport.JoinOrFail(q);
+        Assert.Null(q.Exception);
+        Assert.Equal("15", File.ReadAllText(path));
+        File.Delete(path);
+    }
+
+    private static void Generic<T>(string path, T value) where T : System.Collections.ICollection =>
+        File.WriteAllText(path, $"{typeof(T).Name}:{value.Count}");
+
+    [Fact]
+    public void Capturing_a_stream_is_refused_at_start_naming_the_member()
+    {
+        using var stream = new MemoryStream();
+        var p = new WorkerProcess(() => stream.WriteByte(1));
+        var e = Assert.Throws<SerializationException>(p.Start);
+        Assert.Contains("stream", e.Message);
+        Assert.Contains(typeof(MemoryStream).FullName!, e.Message);
+        Assert.Equal(0, p.Pid);
+    }
+
+    [Fact]
+    public void Capturing_a_socket_is_refused_at_start()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var p = new WorkerProcess(() => socket.Close());
+        var e = Assert.Throws<SerializationException>(p.Start);
+        Assert.Contains("socket", e.Message);
+    }
+
+    [Fact]
+    public void Capturing_this_of_a_type_that_holds_a_stream_is_refused()
+    {
+        var holder = new StreamHolder();
+        var e = Assert.Throws<SerializationException>(holder.MakeWorker().Start);
+        Assert.Contains("this", e.Message);
+    }
+
+    private sealed class StreamHolder
+    {
+        private readonly Stream _s = new MemoryStream();
+        public WorkerProcess MakeWorker() => new(() => _s.WriteByte(1));
+    }
+
+    [Fact]
+    public void Exception_comes_home_as_its_own_type_with_the_remote_stack_trace()
+    {
+        var p = new WorkerProcess(() => ThrowInChild("bad input"));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Equal(1, p.ExitCode);
+        var e = Assert.IsType<ArgumentException>(p.Exception);
+        Assert.Equal("bad input", e.Message);
+        Assert.Contains(nameof(ThrowInChild), e.StackTrace);
+    }
+
+    private static void ThrowInChild(string message) => throw new ArgumentException(message);
+
+    [Fact]
+    public void Inner_exceptions_are_kept_and_unrebuildable_types_become_RemoteException()
+    {
+        var p = new WorkerProcess(() =>
+        {
+            try { throw new CustomErrorWithoutMessageConstructor(7); }
+            catch (Exception e) { throw new InvalidOperationException("outer", e); }
+        });
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        var e = Assert.IsType<InvalidOperationException>(p.Exception);
+        var inner = Assert.IsType<RemoteException>(e.InnerException);
+        Assert.Equal(typeof(CustomErrorWithoutMessageConstructor).FullName, inner.RemoteType);
+        Assert.Equal("custom failure 7", inner.RemoteMessage);
+        Assert.NotNull(inner.RemoteStackTrace);
+    }
+
+    [Fact]
+    public void Capturing_this_whose_type_serializes_works()
+    {
+        var path = TestSupport.TempFile();
+        var p = new WorkerProcess(() => File.WriteAllText(path, (_field * 2).ToString()));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Null(p.Exception);
+        Assert.Equal("10", File.ReadAllText(path));
+        File.Delete(path);
+    }
+
+    public static TheoryData<string> CrashKinds => ["stackoverflow", "failfast", "sigkill", "segfault"];
+
+    [Theory]
+    [MemberData(nameof(CrashKinds))]
+    public void Crash_is_named_with_exit_status_and_stderr_tail(string kind)
+    {
+        var p = new WorkerProcess(() => Crash(kind));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        var e = Assert.IsType<WorkerCrashedException>(p.Exception);
+        Assert.Equal(p.Pid, e.ProcessId);
+        switch (kind)
+        {
+            case "stackoverflow":
+                Assert.Equal(6, e.Signal);
+                Assert.Contains(e.StandardErrorTail, l => l.Contains("Stack overflow") || l.Contains(nameof(Recurse)));
+                break;
+            case "failfast":
+                Assert.Equal(6, e.Signal);
+                Assert.Contains(e.StandardErrorTail, l => l.Contains("fail fast on purpose"));
+                break;
+            case "sigkill":
+                Assert.Equal(9, e.Signal);
+                Assert.Equal(-9, p.ExitCode);
+                break;
+            case "segfault":
+                Assert.True(e.Signal is 11 or 6, $"signal {e.Signal}");
+                break;
+        }
+        Assert.Equal(-e.Signal, p.ExitCode);
+    }
+
+    private static void Crash(string kind)
+    {
+        switch (kind)
+        {
+            case "stackoverflow": Recurse(0); break;
+            case "failfast": Environment.FailFast("fail fast on purpose"); break;
+            case "sigkill": TestSupport.SigKill(Environment.ProcessId); Thread.Sleep(10_000); break;
+            case "segfault": TestSupport.NativeSegfault(); break;
+        }
+    }
+
+    private static int Recurse(int depth) => depth == int.MaxValue ? depth : Recurse(depth + 1) + 1;
+
+    [Fact]
+    public void Exit_code_of_environment_exit_is_reported()
+    {
+        var p = new WorkerProcess(() => Environment.Exit(7));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Equal(7, p.ExitCode);
+        Assert.IsType<WorkerCrashedException>(p.Exception);
+    }
+
+    [Fact]
+    public void Kill_and_terminate_end_a_running_child_with_python_exit_codes()
+    {
+        var a = new WorkerProcess(() => Thread.Sleep(60_000));
+        var b = new WorkerProcess(() => Thread.Sleep(60_000));
+        a.Start();
+        b.Start();
+        Assert.True(a.IsAlive);
+        Assert.Contains(a, WorkerProcess.ActiveChildren());
+        a.Kill();
+        b.Terminate();
+        TestSupport.JoinOrFail(a);
+        TestSupport.JoinOrFail(b);
+        Assert.False(a.IsAlive);
+        Assert.Equal(-9, a.ExitCode);
+        Assert.Equal(-15, b.ExitCode);
+        Assert.Null(a.Exception);
+        Assert.DoesNotContain(a, WorkerProcess.ActiveChildren());
+    }
+
+    [Fact]
+    public async Task WaitForExitAsync_completes_and_Join_times_out_while_running()
+    {
+        var p = new WorkerProcess(() => Thread.Sleep(1500));
+        Assert.Throws<InvalidOperationException>(() => p.Join());
+        p.Start();
+        Assert.False(p.Join(TimeSpan.FromMilliseconds(50)));
+        Assert.Null(p.ExitCode);
+        await p.WaitForExitAsync().WaitAsync(TestSupport.Patience);
+        Assert.Equal(0, p.ExitCode);
+        Assert.Throws<InvalidOperationException>(p.Start);
+    }
+
+    [Fact]
+    public void Current_and_Parent_describe_the_worker_and_its_parent()
+    {
+        Assert.Null(WorkerProcess.Current);
+        var path = TestSupport.TempFile();
+        var p = new WorkerProcess(() => File.WriteAllText(path, $"{WorkerProcess.Current!.Name}|{WorkerProcess.Current.Pid}|{WorkerProcess.Parent!.Pid}|{WorkerProcess.Parent.IsAlive}")) { Name = "named-one" };
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Equal($"named-one|{p.Pid}|{Environment.ProcessId}|True", File.ReadAllText(path));
+        File.Delete(path);
+    }
+
+    [Fact]
+    public void Child_dies_within_3_seconds_when_its_parent_is_SIGKILLed()
+    {
+        var path = TestSupport.TempFile();
+        // The "parent" is itself a worker, so it can be killed without killing the test runner.
+        var parent = new WorkerProcess(() =>
+        {
+            var child = new WorkerProcess(() => Thread.Sleep(120_000));
+            child.Start();
+            File.WriteAllText(path, child.Pid.ToString());
+            Thread.Sleep(120_000);
+        });
+        parent.Start();
+        Assert.True(TestSupport.Eventually(() => File.Exists(path) && File.ReadAllText(path).Length > 0, TestSupport.Patience), "grandchild never started");
+        var grandchild = int.Parse(File.ReadAllText(path));
+        File.Delete(path);
+        Assert.True(TestSupport.ProcessExists(grandchild));
+        parent.Kill();
+        TestSupport.JoinOrFail(parent);
+        Assert.True(TestSupport.Eventually(() => !TestSupport.ProcessExists(grandchild), TimeSpan.FromSeconds(3)), $"grandchild {grandchild} outlived its parent");
+    }
+}
