@@ -54,6 +54,22 @@ internal static class Calls
         }
     }
 
+    /// <summary>A call whose function definition (or null when the worker has it) and items were encoded beforehand.</summary>
+    public static void WriteCall(FrameBuffer output, long callId, int functionId, byte[]? definition, byte[] items)
+    {
+        output.BeginFrame();
+        var w = new MessagePackWriter(output);
+        w.Write((byte)MessageKind.Call);
+        w.Write(callId);
+        w.Write(functionId);
+        w.Write(false);
+        if (definition is null) w.WriteNil();
+        else w.WriteRaw(definition);
+        w.WriteRaw(items);
+        w.Flush();
+        output.EndFrame();
+    }
+
     public static void WriteSimple(FrameBuffer output, MessageKind kind) => WorkerHost.Write(output, kind, static (ref MessagePackWriter _) => { });
 
     public static void WriteCancel(FrameBuffer output, long callId) => WorkerHost.Write(output, MessageKind.Cancel, (ref MessagePackWriter w) => w.Write(callId));

@@ -18,6 +18,8 @@ internal static class WorkerHost
     internal static (string Name, int ParentPid)? Identity { get; private set; }
 
     private static readonly ConcurrentDictionary<long, CancellationTokenSource> Running = new();
+    // Calls cancelled before they started: the executor answers them without running them.
+    private static readonly ConcurrentDictionary<long, bool> CancelledEarly = new();
 
     /// <summary>The cancellation token of the call running on this thread, in a worker.</summary>
     [ThreadStatic] internal static CancellationToken CurrentToken;
@@ -88,7 +90,9 @@ internal static class WorkerHost
                 {
                     var r = new MessagePackReader(frame);
                     r.ReadByte();
-                    if (Running.TryGetValue(r.ReadInt64(), out var cts)) cts.Cancel();
+                    var id = r.ReadInt64();
+                    if (Running.TryGetValue(id, out var cts)) cts.Cancel();
+                    else CancelledEarly[id] = true;
                     continue;
                 }
                 inbox.Add(frame.ToArray());
@@ -133,6 +137,7 @@ internal static class WorkerHost
             CurrentToken = cts.Token;
             try
             {
+                if (CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
                 Delegate target;
                 if (reader.TryReadNil()) target = functions[funcId];
                 else

@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Logging;
+
+namespace Multiprocessing;
+
+/// <summary>Settings of a <see cref="ProcessPool"/>; every one is optional.</summary>
+public sealed record ProcessPoolOptions
+{
+    /// <summary>How many worker processes; defaults to <see cref="Environment.ProcessorCount"/>.</summary>
+    public int? Processes { get; init; }
+
+    /// <summary>
+    /// Runs once in each worker before its first task (attach shared memory, load a model, set
+    /// process-wide state). If it throws, the pool fails fast with that exception instead of respawning forever.
+    /// </summary>
+    public Action? Initializer { get; init; }
+
+    /// <summary>How many tasks (chunks) a worker runs before it is replaced by a fresh one; null for no limit.</summary>
+    public int? MaxTasksPerChild { get; init; }
+
+    /// <summary>
+    /// The longest a task (one chunk) may run. Past it the worker is killed and replaced, that task
+    /// fails with <see cref="TimeoutException"/>, and the other tasks go on. Null for no limit.
+    /// </summary>
+    public TimeSpan? TaskTimeout { get; init; }
+
+    /// <summary>A worker whose resident memory exceeds this many bytes after a task is replaced. Null for no limit.</summary>
+    public long? MaxMemoryPerChild { get; init; }
+
+    /// <summary>After a cancellation, how long a running task may take to observe <see cref="WorkerProcess.CancellationToken"/> before its worker is killed.</summary>
+    public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The serializer for arguments and results; defaults to <see cref="MessagePackObjectSerializer"/>.</summary>
+    public ISerializer? Serializer { get; init; }
+
+    /// <summary>Receives worker start, exit and crash events.</summary>
+    public ILogger? Logger { get; init; }
+}
+
+/// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>
+/// <param name="Completed">Items whose results have arrived.</param>
+/// <param name="Total">Items in the call.</param>
+public readonly record struct MapProgress(int Completed, int Total);

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using MessagePack;
+
+namespace Multiprocessing;
+
+/// <summary>Why the pool ended a worker on purpose; decides how the chunk it was running fails.</summary>
+internal enum KillReason { None, Timeout, Cancelled, Terminated, Memory }
+
+/// <summary>
+/// One worker process of a pool and its queue of chunks in flight. The child runs chunks in the
+/// order they were sent, so the head of <see cref="InFlight"/> is the one running; the rest have
+/// not started and can be given to another worker if this one dies.
+/// </summary>
+internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
+{
+    private readonly HashSet<int> _defined = [];
+    private readonly FrameBuffer _outbox = new();
+    private double _averageTicks = -1;
+
+    public int Slot { get; } = slot;
+    public string Name { get; } = name;
+    public ChildProcess? Child { get; private set; }
+    public int Pid => Child?.Pid ?? 0;
+
+    /// <summary>Guards sending; taken before the pool's lock, never after it.</summary>
+    public Lock SendLock { get; } = new();
+
+    // The fields below are guarded by the pool's lock.
+    public Queue<Chunk> InFlight { get; } = new();
+    public bool Ready { get; set; }
+    public bool Retiring { get; set; }
+    public bool ExitSent { get; set; }
+    public bool Gone { get; set; }
+    public int Assigned { get; set; }
+    public KillReason KillReason { get; set; }
+    public long LastMemoryCheck { get; set; }
+
+    /// <summary>
+    /// How many chunks to keep in flight: enough that the worker never waits a round trip for
+    /// work when chunks are short, one when chunks are long so work balances across workers.
+    /// </summary>
+    public int Window
+    {
+        get
+        {
+            if (_averageTicks < 0) return 2;
+            var roundTrip = Stopwatch.Frequency / 1000.0; // ~1 ms of work covers a round trip many times over
+            if (_averageTicks >= roundTrip) return 1;
+            return (int)Math.Clamp(roundTrip / Math.Max(_averageTicks, 1) + 1, 2, 256);
+        }
+    }
+
+    public void RecordElapsed(long ticks) => _averageTicks = _averageTicks < 0 ? ticks : _averageTicks * 0.8 + ticks * 0.2;
+
+    /// <summary>Starts the process and serves its channel until it exits. Runs on its own thread.</summary>
+    public void Run(Delegate? initializer, ISerializer serializer)
+    {
+        try
+        {
+            Child = Spawner.Spawn(Name);
+            var init = new FrameBuffer();
+            Calls.WriteInit(init, serializer, initializer);
+            Child.Channel.Send(init.WrittenSpan);
+        }
+        catch (Exception e)
+        {
+            pool.OnWorkerFailedToStart(this, e);
+            return;
+        }
+        pool.OnWorkerStarted(this);
+
+        try
+        {
+            while (Child.Channel.TryReceive(out var frame))
+            {
+                var reader = new MessagePackReader(frame);
+                var kind = (MessageKind)reader.ReadByte();
+                switch (kind)
+                {
+                    case MessageKind.Ready:
+                        pool.OnWorkerReady(this);
+                        break;
+                    case MessageKind.InitFailed:
+                        pool.OnInitializerFailed(this, ExceptionShipper.Read(ref reader));
+                        break;
+                    case MessageKind.Result:
+                    {
+                        var callId = reader.ReadInt64();
+                        var elapsed = reader.ReadInt64();
+                        pool.OnCallDone(this, callId, elapsed, frame[(int)reader.Consumed..], error: null);
+                        break;
+                    }
+                    case MessageKind.Error:
+                    {
+                        var callId = reader.ReadInt64();
+                        var elapsed = reader.ReadInt64();
+                        pool.OnCallDone(this, callId, elapsed, default, ExceptionShipper.Read(ref reader));
+                        break;
+                    }
+                    default:
+                        throw new InvalidDataException($"Unexpected message {kind} from worker {Name}.");
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or MessagePackSerializationException)
+        {
+            pool.Log(e, "Worker {Name} (pid {Pid}) sent a corrupt frame; killing it", Name, Pid);
+            Child.Kill();
+        }
+        var status = Child.Exited.Wait(TimeSpan.FromSeconds(10)) ? Child.Exited.Result : KillAndWait(Child);
+        pool.OnWorkerExited(this, status);
+        Child.Dispose();
+    }
+
+    private static ExitStatus KillAndWait(ChildProcess child)
+    {
+        child.Kill();
+        return child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : new ExitStatus(null, 9);
+    }
+
+    /// <summary>Writes and sends the given chunks (and an Exit after them when retiring). Caller holds <see cref="SendLock"/>.</summary>
+    public void Send(List<Chunk> chunks, bool thenExit)
+    {
+        var child = Child;
+        if (child is null) return;
+        foreach (var chunk in chunks)
+        {
+            var function = chunk.Job.Function;
+            var define = function.Id == 0 || _defined.Add(function.Id);
+            Calls.WriteCall(_outbox, chunk.CallId, function.Id, define ? function.Definition : null, chunk.Payload);
+        }
+        if (thenExit) Calls.WriteSimple(_outbox, MessageKind.Exit);
+        try
+        {
+            child.Channel.Send(_outbox.WrittenSpan);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // The worker died; its reader thread sees the end of stream and fails or requeues these chunks.
+        }
+        finally
+        {
+            _outbox.Clear();
+        }
+    }
+
+    /// <summary>Asks the worker to signal the cancellation token of these calls. Caller holds <see cref="SendLock"/>.</summary>
+    public void SendCancel(IEnumerable<long> callIds)
+    {
+        var child = Child;
+        if (child is null) return;
+        foreach (var id in callIds) Calls.WriteCancel(_outbox, id);
+        try { child.Channel.Send(_outbox.WrittenSpan); }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException) { }
+        finally { _outbox.Clear(); }
+    }
+}
