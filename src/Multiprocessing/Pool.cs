@@ -478,6 +478,17 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         return idle;
     }
 
+    /// <summary>Gives the worker its process, unless the pool was terminated meanwhile (then the caller kills it).</summary>
+    internal bool Adopt(PoolWorker worker, ChildProcess child)
+    {
+        lock (_lock)
+        {
+            if (worker.KillReason == KillReason.Terminated) return false;
+            worker.Child = child;
+            return true;
+        }
+    }
+
     internal void OnWorkerStarted(PoolWorker worker) =>
         _logger.LogInformation("Pool {Pool} worker {Name} started (pid {Pid})", _poolId, worker.Name, worker.Pid);
 
@@ -549,14 +560,22 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         List<Chunk> lost;
         bool replace;
         KillReason reason;
+        Exception? stopped;
         lock (_lock)
         {
             worker.Gone = true;
             reason = worker.KillReason;
             lost = [.. worker.InFlight];
             worker.InFlight.Clear();
-            // Chunks that had not started go back to the front of the queue, in order.
-            for (var i = lost.Count - 1; i >= 1; i--) _queue.AddFirst(lost[i]);
+            stopped = _state switch
+            {
+                State.Terminated => new ObjectDisposedException(nameof(ProcessPool), "The process pool was terminated (or disposed) before this work finished."),
+                State.Broken => _brokenBy,
+                _ => null,
+            };
+            // Chunks that had not started go back to the front of the queue, in order, unless the pool is stopping.
+            if (stopped is null)
+                for (var i = lost.Count - 1; i >= 1; i--) _queue.AddFirst(lost[i]);
             replace = _state == State.Running || (_state == State.Closed && (_queue.Count > 0 || AnyWorkInFlightLocked()));
             if (!worker.Ready && _state == State.Running && reason == KillReason.None) replace = ++_failedStarts < 3;
         }
@@ -564,15 +583,18 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         if (lost.Count > 0)
         {
             PoolMetrics.TasksRunning.Add(-lost.Sum(c => c.Count));
-            var running = lost[0];
-            PoolMetrics.TasksFailed.Add(running.Count);
-            running.Job.OnFailure(running, reason switch
+            var failed = stopped is null ? lost.Take(1) : lost;
+            var error = stopped ?? reason switch
             {
                 KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Name} (pid {worker.Pid}) was killed and replaced."),
                 KillReason.Cancelled => new OperationCanceledException("The task was cancelled and did not stop within the grace period; its worker was killed."),
-                KillReason.Terminated => new ObjectDisposedException(nameof(ProcessPool), "The process pool was terminated (or disposed) before this work finished."),
                 _ => new WorkerCrashedException($"Worker {worker.Name} (pid {worker.Pid}) died while running this task", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
-            });
+            };
+            foreach (var chunk in failed)
+            {
+                PoolMetrics.TasksFailed.Add(chunk.Count);
+                chunk.Job.OnFailure(chunk, error);
+            }
         }
         if (clean) _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) exited", _poolId, worker.Name, worker.Pid);
         else if (reason is KillReason.None && !worker.ExitSent)
@@ -623,7 +645,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     private void TerminateCore(Exception reason)
     {
         List<Chunk> pending;
-        List<PoolWorker> alive;
+        List<ChildProcess> alive;
         lock (_lock)
         {
             if (_state is State.Terminated) return;
@@ -635,12 +657,12 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             {
                 if (w is null || w.Gone) continue;
                 w.KillReason = KillReason.Terminated;
-                alive.Add(w);
+                // A worker still starting has no process yet: Adopt refuses it and it is killed on arrival.
+                if (w.Child is { } child) alive.Add(child);
             }
         }
         foreach (var c in pending) c.Job.Abort(reason);
-        foreach (var w in alive) w.Child?.Kill();
-        // A worker still starting has no child yet; it sees the state and its process is killed when it connects.
+        foreach (var child in alive) child.Kill();
         CheckAllExited();
         _ = Task.Run(async () =>
         {

@@ -19,7 +19,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
 
     public int Slot { get; } = slot;
     public string Name { get; } = name;
-    public ChildProcess? Child { get; private set; }
+    public ChildProcess? Child { get; set; }
     public int Pid => Child?.Pid ?? 0;
 
     /// <summary>Guards sending; taken before the pool's lock, never after it.</summary>
@@ -55,12 +55,22 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
     /// <summary>Starts the process and serves its channel until it exits. Runs on its own thread.</summary>
     public void Run(Delegate? initializer, ISerializer serializer)
     {
+        ChildProcess child;
         try
         {
-            Child = Spawner.Spawn(Name);
+            child = Spawner.Spawn(Name);
+            if (!pool.Adopt(this, child))
+            {
+                // The pool was terminated while this worker was starting.
+                child.Kill();
+                child.Exited.Wait(TimeSpan.FromSeconds(10));
+                child.Dispose();
+                pool.OnWorkerExited(this, new ExitStatus(null, 9));
+                return;
+            }
             var init = new FrameBuffer();
             Calls.WriteInit(init, serializer, initializer);
-            Child.Channel.Send(init.WrittenSpan);
+            child.Channel.Send(init.WrittenSpan);
         }
         catch (Exception e)
         {
@@ -71,7 +81,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
 
         try
         {
-            while (Child.Channel.TryReceive(out var frame))
+            while (child.Channel.TryReceive(out var frame))
             {
                 var reader = new MessagePackReader(frame);
                 var kind = (MessageKind)reader.ReadByte();
@@ -105,11 +115,11 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         catch (Exception e) when (e is InvalidDataException or MessagePackSerializationException)
         {
             pool.Log(e, "Worker {Name} (pid {Pid}) sent a corrupt frame; killing it", Name, Pid);
-            Child.Kill();
+            child.Kill();
         }
-        var status = Child.Exited.Wait(TimeSpan.FromSeconds(10)) ? Child.Exited.Result : KillAndWait(Child);
+        var status = child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : KillAndWait(child);
         pool.OnWorkerExited(this, status);
-        Child.Dispose();
+        child.Dispose();
     }
 
     private static ExitStatus KillAndWait(ChildProcess child)

@@ -26,12 +26,63 @@ internal static class DelegateShipper
     public static bool IsStateless(Delegate d) => d.Target is null || (IsCompilerGenerated(d.Target.GetType()) && InstanceFields(d.Target.GetType()).Length == 0);
 
     /// <summary>Writes the delegate; throws <see cref="SerializationException"/> naming what cannot travel.</summary>
-    public static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer) =>
-        Write(ref writer, d, serializer, new Dictionary<object, int>(ReferenceEqualityComparer.Instance));
+    public static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer)
+    {
+        var plan = new ShipPlan();
+        plan.Visit(d);
+        Write(ref writer, d, serializer, plan);
+    }
 
-    // seen: closures already written, by id. Lambdas of one scope share a closure object that may
-    // hold delegates pointing back at it, so the graph has cycles.
-    private static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer, Dictionary<object, int> seen)
+    /// <summary>
+    /// For every closure object reachable from a delegate, the fields that some reachable lambda
+    /// uses (see <see cref="ClosureFields"/>), and the ids of the closures already written (lambdas of one
+    /// scope share a closure object that may hold delegates pointing back at it, so the graph has cycles).
+    /// </summary>
+    private sealed class ShipPlan
+    {
+        public readonly Dictionary<object, HashSet<string>?> Fields = new(ReferenceEqualityComparer.Instance);
+        public readonly Dictionary<object, int> Written = new(ReferenceEqualityComparer.Instance);
+        private readonly HashSet<Delegate> _visited = new(ReferenceEqualityComparer.Instance);
+
+        public void Visit(Delegate d)
+        {
+            if (!_visited.Add(d)) return;
+            foreach (var single in d.GetInvocationList())
+            {
+                if (single.Target is { } target && IsCompilerGenerated(target.GetType()))
+                    VisitClosure(target, ClosureFields.UsedBy(single.Method));
+            }
+        }
+
+        private void VisitClosure(object closure, HashSet<(Type Type, string Field)>? used)
+        {
+            var key = ClosureFields.KeyOf(closure.GetType());
+            var fields = InstanceFields(closure.GetType());
+            var wanted = used is null ? null : fields.Where(f => used.Contains((key, f.Name))).Select(f => f.Name).ToHashSet();
+            if (Fields.TryGetValue(closure, out var existing))
+            {
+                if (existing is null || (wanted is not null && wanted.IsSubsetOf(existing))) return;
+                if (wanted is null) Fields[closure] = null;
+                else existing.UnionWith(wanted);
+            }
+            else Fields[closure] = wanted;
+
+            foreach (var f in fields)
+            {
+                if (wanted is not null && !wanted.Contains(f.Name)) continue;
+                switch (f.GetValue(closure))
+                {
+                    case Delegate inner: Visit(inner); break;
+                    case { } value when IsCompilerGenerated(value.GetType()): VisitClosure(value, used); break;
+                }
+            }
+        }
+
+        public bool Ships(object closure, FieldInfo field) =>
+            !Fields.TryGetValue(closure, out var names) || names is null || names.Contains(field.Name);
+    }
+
+    private static void Write(ref MessagePackWriter writer, Delegate d, ISerializer serializer, ShipPlan seen)
     {
         if (d.GetInvocationList().Length != 1)
             throw new SerializationException($"A multicast delegate ({d.GetInvocationList().Length} targets) cannot be shipped to a worker; pass a single method or lambda.");
@@ -60,9 +111,9 @@ internal static class DelegateShipper
 
     private static bool IsDynamicMethod(MethodInfo m) => m is System.Reflection.Emit.DynamicMethod || m.GetType().Name == "RTDynamicMethod";
 
-    private static void WriteTarget(ref MessagePackWriter writer, object target, ISerializer serializer, string path, Dictionary<object, int> seen)
+    private static void WriteTarget(ref MessagePackWriter writer, object target, ISerializer serializer, string path, ShipPlan seen)
     {
-        if (seen.TryGetValue(target, out var id))
+        if (seen.Written.TryGetValue(target, out var id))
         {
             writer.WriteArrayHeader(2);
             writer.Write((byte)TargetKind.Seen);
@@ -72,7 +123,7 @@ internal static class DelegateShipper
         var type = target.GetType();
         if (IsCompilerGenerated(type))
         {
-            var fields = InstanceFields(type);
+            var fields = Array.FindAll(InstanceFields(type), f => seen.Ships(target, f));
             if (fields.Length == 0)
             {
                 writer.WriteArrayHeader(2);
@@ -80,7 +131,7 @@ internal static class DelegateShipper
                 writer.Write(TypeName(type));
                 return;
             }
-            seen[target] = seen.Count;
+            seen.Written[target] = seen.Written.Count;
             writer.WriteArrayHeader(3);
             writer.Write((byte)TargetKind.Closure);
             writer.Write(TypeName(type));
@@ -100,7 +151,7 @@ internal static class DelegateShipper
         writer.Write(SerializeValue(target, type, serializer, path.Length == 0 ? "the delegate's target (this)" : path));
     }
 
-    private static void WriteValue(ref MessagePackWriter writer, object? value, Type declared, ISerializer serializer, string member, Type owner, Dictionary<object, int> seen)
+    private static void WriteValue(ref MessagePackWriter writer, object? value, Type declared, ISerializer serializer, string member, Type owner, ShipPlan seen)
     {
         Refuse(declared, member, owner);
         if (value is null)
