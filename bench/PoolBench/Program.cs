@@ -1,0 +1,144 @@
+// Pool and process benchmarks, side by side with CPython's multiprocessing on the same machine.
+// Run:  dotnet run -c Release --project bench/PoolBench [-- --reps 5 --markdown]
+using System.Diagnostics;
+using System.Text.Json;
+using Multiprocessing;
+using Spectre.Console;
+
+var reps = args.SkipWhile(a => a != "--reps").Skip(1).Select(int.Parse).FirstOrDefault(5);
+var markdown = args.Contains("--markdown");
+
+var python = RunPython(reps);
+var rows = new List<Row>();
+
+// Pool of 2 started through its first result.
+rows.Add(new Row("Pool of 2: start through first result", "ms", LowerIsBetter: true,
+    Median(reps, () =>
+    {
+        var sw = Stopwatch.StartNew();
+        using var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 });
+        pool.Apply(() => 1);
+        return sw.Elapsed.TotalMilliseconds;
+    }), python, "pool_start_ms"));
+
+// WorkerProcess start to join of a trivial target.
+rows.Add(new Row("Process: Start() to Join() of a no-op", "ms", LowerIsBetter: true,
+    Median(reps, () =>
+    {
+        var sw = Stopwatch.StartNew();
+        var p = new WorkerProcess(Nothing);
+        p.Start();
+        p.Join();
+        return sw.Elapsed.TotalMilliseconds;
+    }), python, "process_ms"));
+
+using (var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 }))
+{
+    var items = Enumerable.Range(0, 1_000_000).ToArray();
+    var small = Enumerable.Range(0, 20_000).ToArray();
+    // Warm up both sides of every path once, as a long-running application would be.
+    pool.Map(Inc, items);
+    pool.Map(Inc, small, 1);
+    for (var i = 0; i < 200; i++) pool.Apply(One);
+
+    rows.Add(new Row("Map of 1,000,000 trivial items", "items/s", LowerIsBetter: false,
+        Median(reps, () => 1_000_000 / Seconds(() => pool.Map(Inc, items))), python, "map_items_per_s"));
+    rows.Add(new Row("Map, chunk size 1, 20,000 items", "items/s", LowerIsBetter: false,
+        Median(reps, () => 20_000 / Seconds(() => pool.Map(Inc, small, 1))), python, "map_chunk1_items_per_s"));
+    const int calls = 2000;
+    rows.Add(new Row("Apply round trip on a warm pool", "us", LowerIsBetter: true,
+        Median(reps, () => Seconds(() => { for (var i = 0; i < calls; i++) pool.Apply(One); }) / calls * 1e6), python, "apply_us"));
+
+    // CPU-bound speedup over sequential C#: this one compares against ourselves, not CPython.
+    var slices = Enumerable.Range(0, 40).Select(i => (i * 50_000, (i + 1) * 50_000)).ToArray();
+    pool.Map(CountPrimes, slices, 1);
+    var sequential = Median(reps, () => Seconds(() => slices.Select(CountPrimes).Sum()));
+    var parallel = Median(reps, () => Seconds(() => pool.Map(CountPrimes, slices, 1).Sum()));
+    rows.Add(new Row("CPU-bound speedup, 2 workers over sequential C#", "x", LowerIsBetter: false, sequential / parallel, null, null));
+}
+
+Print(rows, python, markdown);
+return;
+
+static int Inc(int x) => x + 1;
+static int One() => 1;
+static void Nothing() { }
+
+static int CountPrimes((int Start, int End) span)
+{
+    var count = 0;
+    for (var n = span.Start; n < span.End; n++)
+    {
+        if (n < 2) continue;
+        var prime = true;
+        for (var d = 2; (long)d * d <= n; d++)
+            if (n % d == 0) { prime = false; break; }
+        if (prime) count++;
+    }
+    return count;
+}
+
+static double Seconds(Action work)
+{
+    var sw = Stopwatch.StartNew();
+    work();
+    return sw.Elapsed.TotalSeconds;
+}
+
+static double Median(int reps, Func<double> measure)
+{
+    var values = Enumerable.Range(0, reps).Select(_ => measure()).Order().ToArray();
+    return values[values.Length / 2];
+}
+
+static JsonElement? RunPython(int reps)
+{
+    var script = Path.Combine(AppContext.BaseDirectory, "pool_bench.py");
+    try
+    {
+        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(script);
+        info.ArgumentList.Add(reps.ToString());
+        using var p = Process.Start(info)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return null; }
+        return JsonDocument.Parse(output.Result).RootElement;
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"CPython comparison unavailable (python3 not runnable: {e.Message}); printing .NET figures only.");
+        return null;
+    }
+}
+
+static void Print(List<Row> rows, JsonElement? python, bool markdown)
+{
+    string Num(double v) => v >= 1000 ? v.ToString("N0") : v.ToString("0.0");
+    string Py(Row r, string method) => r.Key is null || python is null ? "-" : Num(python.Value.GetProperty(method).GetProperty(r.Key).GetDouble());
+    string Ratio(Row r, string method)
+    {
+        if (r.Key is null || python is null) return "-";
+        var py = python.Value.GetProperty(method).GetProperty(r.Key).GetDouble();
+        var better = r.LowerIsBetter ? py / r.Value : r.Value / py;
+        return $"{better:0.0}x";
+    }
+
+    var headers = new[] { "Benchmark", "Unit", ".NET (this library)", "CPython fork", "CPython spawn", "vs fork", "vs spawn" };
+    var lines = rows.Select(r => new[] { r.Name, r.Unit, Num(r.Value), Py(r, "fork"), Py(r, "spawn"), Ratio(r, "fork"), Ratio(r, "spawn") }).ToList();
+    if (markdown)
+    {
+        Console.WriteLine("| " + string.Join(" | ", headers) + " |");
+        Console.WriteLine("|" + string.Concat(headers.Select(_ => "---|")));
+        foreach (var l in lines) Console.WriteLine("| " + string.Join(" | ", l) + " |");
+    }
+    else
+    {
+        var table = new Table().Title("Multiprocessing vs CPython multiprocessing (medians; ratios > 1 mean this library is faster)");
+        foreach (var h in headers) table.AddColumn(h);
+        foreach (var l in lines) table.AddRow(l.Select(Markup.Escape).ToArray());
+        AnsiConsole.Write(table);
+    }
+    Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
+}
+
+internal sealed record Row(string Name, string Unit, bool LowerIsBetter, double Value, JsonElement? Python, string? Key);

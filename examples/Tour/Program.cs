@@ -1,0 +1,126 @@
+// A tour of Multiprocessing: Python's multiprocessing examples, in C#.
+// Run it with:  dotnet run --project examples/Tour
+using System.Diagnostics;
+using Multiprocessing;
+
+Console.WriteLine($"Multiprocessing tour: {Environment.ProcessorCount} cores, parent pid {Environment.ProcessId}");
+var startup = Stopwatch.StartNew();
+await using var pool = new ProcessPool();
+pool.Apply(() => 0); // wait until the workers are up, so the timings below are of the work itself
+Console.WriteLine($"A pool of {pool.Processes} worker processes, ready in {startup.ElapsedMilliseconds} ms.");
+
+// 1. Pool.map(is_prime, range(10000, 10100))
+Section("Map: which of 10,000..10,099 are prime");
+var candidates = Enumerable.Range(10_000, 100).ToArray();
+var (primes, parallelTime) = Time(() => pool.Map(Numbers.IsPrime, candidates));
+var (sequential, sequentialTime) = Time(() => candidates.Select(Numbers.IsPrime).ToArray());
+Check(primes.SequenceEqual(sequential), "Map agrees with a sequential Select");
+Console.WriteLine($"  primes: {string.Join(", ", candidates.Where((_, i) => primes[i]))}");
+Report(parallelTime, sequentialTime);
+
+// 2. functools.partial(power, exponent=2): a lambda that captures a value travels with it.
+Section("A captured value travels with the lambda (Python's functools.partial)");
+var exponent = 2;
+var squares = pool.Map((int x) => Numbers.Power(x, exponent), Enumerable.Range(0, 10));
+Console.WriteLine($"  power(x, {exponent}) for 0..9: {string.Join(", ", squares)}");
+
+// 3. apply_async with a task that throws: the error comes home as its own type.
+Section("ApplyAsync: a task that throws");
+var good = pool.ApplyAsync((int x) => x * x, 12);
+var bad = pool.ApplyAsync((int x) => Numbers.Reciprocal(x), 0);
+Console.WriteLine($"  12 * 12 = {await good}");
+try
+{
+    await bad;
+}
+catch (DivideByZeroException e)
+{
+    Console.WriteLine($"  the worker threw {e.GetType().Name}: {e.Message}");
+    Console.WriteLine($"  its remote stack trace starts at: {e.StackTrace?.Split('\n')[0].Trim()}");
+}
+
+// 4. Sum 1,000,000 numbers in batches with imap_unordered.
+Section("ImapUnordered: batched sums over 1,000,000 numbers");
+var batches = Enumerable.Range(0, 10).Select(i => (Start: i * 100_000L, Count: 100_000)).ToArray();
+var (total, batchedTime) = Time(() => pool.ImapUnordered(((long Start, int Count) b) => Numbers.SumOfSquares(b.Start, b.Count), batches).Sum());
+var (expected, plainTime) = Time(() => batches.Sum(b => Numbers.SumOfSquares(b.Start, b.Count)));
+Check(total == expected, $"sum of squares of 0..999,999 = {total:N0}");
+Report(batchedTime, plainTime);
+
+// 5. A CPU-bound job big enough for processes to pay off.
+Section("A CPU-bound job: counting primes below 3,000,000 in 60 slices");
+var slices = Enumerable.Range(0, 60).Select(i => (Start: i * 50_000, End: (i + 1) * 50_000)).ToArray();
+var (counts, cpuParallel) = Time(() => pool.Map(((int Start, int End) s) => Numbers.CountPrimes(s.Start, s.End), slices, chunkSize: 1));
+var (countsSeq, cpuSequential) = Time(() => slices.Select(s => Numbers.CountPrimes(s.Start, s.End)).ToArray());
+Check(counts.Sum() == countsSeq.Sum(), $"{counts.Sum():N0} primes below 3,000,000");
+Report(cpuParallel, cpuSequential);
+
+// 6. A worker that crashes hard does not take the parent down.
+Section("A worker that overflows its stack");
+try
+{
+    pool.Apply(() => Numbers.Recurse(0));
+}
+catch (WorkerCrashedException e)
+{
+    Console.WriteLine($"  the pool reports it: worker pid {e.ProcessId} died (signal {e.Signal}); the parent lives on");
+}
+Console.WriteLine($"  and the pool still works: {pool.Apply(() => 6 * 7)}");
+
+Console.WriteLine();
+Console.WriteLine("Tour complete.");
+
+static void Section(string title)
+{
+    Console.WriteLine();
+    Console.WriteLine($"== {title}");
+}
+
+static (T Result, TimeSpan Elapsed) Time<T>(Func<T> work)
+{
+    var sw = Stopwatch.StartNew();
+    var result = work();
+    return (result, sw.Elapsed);
+}
+
+static void Report(TimeSpan parallel, TimeSpan sequential) =>
+    Console.WriteLine($"  pool {parallel.TotalMilliseconds:F1} ms, sequential {sequential.TotalMilliseconds:F1} ms ({sequential / parallel:F2}x)");
+
+static void Check(bool ok, string what)
+{
+    if (!ok) throw new InvalidOperationException("Check failed: " + what);
+    Console.WriteLine($"  ok: {what}");
+}
+
+/// <summary>The functions the tour sends to workers: plain static methods, as in Python's examples.</summary>
+public static class Numbers
+{
+    public static bool IsPrime(int n)
+    {
+        if (n < 2) return false;
+        for (var d = 2; (long)d * d <= n; d++)
+            if (n % d == 0) return false;
+        return true;
+    }
+
+    public static long Power(int x, int exponent) => (long)Math.Pow(x, exponent);
+
+    public static int Reciprocal(int x) => 1 / x;
+
+    public static long SumOfSquares(long start, int count)
+    {
+        long sum = 0;
+        for (var i = start; i < start + count; i++) sum += i * i % 1_000_003;
+        return sum;
+    }
+
+    public static int CountPrimes(int start, int end)
+    {
+        var count = 0;
+        for (var n = start; n < end; n++)
+            if (IsPrime(n)) count++;
+        return count;
+    }
+
+    public static int Recurse(int depth) => depth == int.MaxValue ? depth : Recurse(depth + 1) + 1;
+}

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace Multiprocessing.Tests;
+
+/// <summary>Runs every program under examples/ as a user would, so none can rot.</summary>
+public class ExampleTests
+{
+    public static TheoryData<string, string> Examples => new()
+    {
+        { "Tour", "Tour complete." },
+    };
+
+    [Theory]
+    [MemberData(nameof(Examples))]
+    public async Task Example_runs_to_completion(string name, string lastWords)
+    {
+        // tests/Multiprocessing.Tests/bin/<Configuration>/<tfm>/ -> repository root
+        var outputDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var tfm = outputDir.Name;
+        var configuration = outputDir.Parent!.Name;
+        var root = outputDir.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
+        var dll = Path.Combine(root, "examples", name, "bin", configuration, tfm, name + ".dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built; the test project references every example so that it is.");
+
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        info.ArgumentList.Add(dll);
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"examples/{name} did not finish within 3 minutes.");
+        }
+        var output = await stdout;
+        Assert.True(process.ExitCode == 0, $"examples/{name} exited with {process.ExitCode}.\n{output}\n{await stderr}");
+        Assert.Contains(lastWords, output);
+    }
+}
