@@ -39,6 +39,16 @@ internal sealed class MessageChannel : IDisposable
         }
     }
 
+    /// <summary>True when a whole frame is already buffered, so <see cref="TryReceive"/> will not block.</summary>
+    public bool HasBufferedFrame
+    {
+        get
+        {
+            var available = _end - _start;
+            return available >= 4 && available >= 4 + BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+        }
+    }
+
     /// <summary>
     /// Blocks until a whole frame has arrived and returns its payload, valid until the next call.
     /// Returns false at end of stream (the other process closed or died).

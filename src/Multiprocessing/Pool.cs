@@ -522,7 +522,8 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         CheckAllExited();
     }
 
-    internal void OnCallDone(PoolWorker worker, long callId, long elapsedTicks, ReadOnlyMemory<byte> results, Exception? error)
+    // refill is false while more answers are already buffered: the worker is refilled once, after the last of them, in one send.
+    internal void OnCallDone(PoolWorker worker, long callId, long elapsedTicks, ReadOnlyMemory<byte> results, Exception? error, bool refill)
     {
         Chunk chunk;
         var retireForMemory = false;
@@ -552,7 +553,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         }
         if (retireForMemory)
             _logger.LogInformation("Pool {Pool} worker {Name} exceeded MaxMemoryPerChild; replacing it", _poolId, worker.Name);
-        Dispatch(worker);
+        if (refill || retireForMemory) Dispatch(worker);
     }
 
     internal void OnWorkerExited(PoolWorker worker, ExitStatus status)

@@ -97,14 +97,14 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                     {
                         var callId = reader.ReadInt64();
                         var elapsed = reader.ReadInt64();
-                        pool.OnCallDone(this, callId, elapsed, frame[(int)reader.Consumed..], error: null);
+                        pool.OnCallDone(this, callId, elapsed, frame[(int)reader.Consumed..], error: null, refill: !child.Channel.HasBufferedFrame);
                         break;
                     }
                     case MessageKind.Error:
                     {
                         var callId = reader.ReadInt64();
                         var elapsed = reader.ReadInt64();
-                        pool.OnCallDone(this, callId, elapsed, default, ExceptionShipper.Read(ref reader));
+                        pool.OnCallDone(this, callId, elapsed, default, ExceptionShipper.Read(ref reader), refill: !child.Channel.HasBufferedFrame);
                         break;
                     }
                     default:

@@ -17,7 +17,10 @@ internal static class WorkerHost
     /// <summary>Set in a worker process: the name and the parent's pid.</summary>
     internal static (string Name, int ParentPid)? Identity { get; private set; }
 
-    private static readonly ConcurrentDictionary<long, CancellationTokenSource> Running = new();
+    // The call running now and its token source, reused from call to call until one is cancelled.
+    private static readonly Lock RunningLock = new();
+    private static long _runningCall = -1;
+    private static CancellationTokenSource _runningSource = new();
     // Calls cancelled before they started: the executor answers them without running them.
     private static readonly ConcurrentDictionary<long, bool> CancelledEarly = new();
 
@@ -91,8 +94,11 @@ internal static class WorkerHost
                     var r = new MessagePackReader(frame);
                     r.ReadByte();
                     var id = r.ReadInt64();
-                    if (Running.TryGetValue(id, out var cts)) cts.Cancel();
-                    else CancelledEarly[id] = true;
+                    lock (RunningLock)
+                    {
+                        if (_runningCall == id) _runningSource.Cancel();
+                        else CancelledEarly[id] = true;
+                    }
                     continue;
                 }
                 inbox.Add(frame.ToArray());
@@ -132,12 +138,15 @@ internal static class WorkerHost
             // A lone call (a WorkerProcess target) decides the exit code, as Python's exitcode 1 on an exception.
             var decidesExitCode = reader.ReadBoolean();
             var started = Stopwatch.GetTimestamp();
-            using var cts = new CancellationTokenSource();
-            Running[callId] = cts;
-            CurrentToken = cts.Token;
+            lock (RunningLock)
+            {
+                if (!_runningSource.TryReset()) _runningSource = new CancellationTokenSource();
+                _runningCall = callId;
+                CurrentToken = _runningSource.Token;
+            }
             try
             {
-                if (CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
+                if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
                 Delegate target;
                 if (reader.TryReadNil()) target = functions[funcId];
                 else
@@ -173,8 +182,8 @@ internal static class WorkerHost
             }
             finally
             {
+                lock (RunningLock) _runningCall = -1;
                 CurrentToken = default;
-                Running.TryRemove(callId, out _);
             }
         }
     }

@@ -4,8 +4,8 @@ using MessagePack.Formatters;
 namespace Multiprocessing;
 
 /// <summary>
-/// Formatters for the library's own objects that travel by handle (a name to attach to) rather
-/// than by value. Each shareable type registers its formatter here.
+/// The library's own formatters, consulted before MessagePack's: objects that travel by handle (a
+/// name to attach to) rather than by value, and arrays of unmanaged values sent as one block.
 /// </summary>
 internal sealed class HandleResolver : IFormatterResolver
 {
@@ -14,7 +14,7 @@ internal sealed class HandleResolver : IFormatterResolver
     public IMessagePackFormatter<T>? GetFormatter<T>() => Cache<T>.Formatter;
 
     /// <summary>True when values of <paramref name="type"/> travel by handle.</summary>
-    public static bool IsHandleType(Type type) => Find(type) is not null;
+    public static bool IsHandleType(Type type) => Find(type) is not null && !type.IsArray;
 
     /// <summary>
     /// Each shareable concept contributes one provider: given a type, its formatter (an
@@ -22,14 +22,17 @@ internal sealed class HandleResolver : IFormatterResolver
     /// </summary>
     private static readonly Func<Type, object?>[] Providers =
     [
+        BlittableArrayFormatter<int>.For,
     ];
 
-    private static object? Find(Type type)
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object?> Found = new();
+
+    private static object? Find(Type type) => Found.GetOrAdd(type, static t =>
     {
         foreach (var provider in Providers)
-            if (provider(type) is { } formatter) return formatter;
+            if (provider(t) is { } formatter) return formatter;
         return null;
-    }
+    });
 
     private static class Cache<T>
     {
