@@ -5,14 +5,16 @@ namespace Multiprocessing.Tests;
 /// <summary>Runs every program under examples/ as a user would, so none can rot.</summary>
 public class ExampleTests
 {
-    public static TheoryData<string, string> Examples => new()
+    public static TheoryData<string, string, bool> Examples => new()
     {
-        { "Tour", "Tour complete." },
+        { "Tour", "Tour complete.", false },
+        // The same program started through its apphost, as a built app is run directly.
+        { "Tour", "Tour complete.", true },
     };
 
     [Theory]
     [MemberData(nameof(Examples))]
-    public async Task Example_runs_to_completion(string name, string lastWords)
+    public async Task Example_runs_to_completion(string name, string lastWords, bool apphost)
     {
         // tests/Multiprocessing.Tests/bin/<Configuration>/<tfm>/ -> repository root
         var outputDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
@@ -22,8 +24,8 @@ public class ExampleTests
         var dll = Path.Combine(root, "examples", name, "bin", configuration, tfm, name + ".dll");
         Assert.True(File.Exists(dll), $"{dll} was not built; the test project references every example so that it is.");
 
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
-        info.ArgumentList.Add(dll);
+        var info = new ProcessStartInfo(apphost ? Path.ChangeExtension(dll, null) : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        if (!apphost) info.ArgumentList.Add(dll);
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
