@@ -177,15 +177,10 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             {
                 while (true)
                 {
-                    var more = feeder.TopUp();
-                    if (job.TryTake(out var results, out var error))
-                    {
-                        if (error is not null) ExceptionDispatch(error);
-                        foreach (var r in results!) yield return r;
-                        continue;
-                    }
-                    if (!more && job.Consumed == job.Submitted) yield break;
-                    job.WaitForOutcome();
+                    var results = NextResults(job, feeder, out var finished);
+                    if (finished) yield break;
+                    if (results is null) job.WaitForOutcome();
+                    else foreach (var r in results) yield return r;
                 }
             }
             finally
@@ -205,15 +200,10 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var more = feeder.TopUp();
-                if (job.TryTake(out var results, out var error))
-                {
-                    if (error is not null) ExceptionDispatch(error);
-                    foreach (var r in results!) yield return r;
-                    continue;
-                }
-                if (!more && job.Consumed == job.Submitted) yield break;
-                await job.WaitForOutcomeAsync(cancellationToken).ConfigureAwait(false);
+                var results = NextResults(job, feeder, out var finished);
+                if (finished) yield break;
+                if (results is null) await job.WaitForOutcomeAsync(cancellationToken).ConfigureAwait(false);
+                else foreach (var r in results) yield return r;
             }
         }
         finally
@@ -221,6 +211,20 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             feeder.Dispose();
             CancelRunning(job);
         }
+    }
+
+    /// <summary>One step of an Imap loop: feed the input, then the next chunk's results, null to wait, or finished; throws a failure that is due.</summary>
+    private static TResult[]? NextResults<T, TResult>(StreamJob<TResult> job, StreamFeeder<T, TResult> feeder, out bool finished)
+    {
+        var more = feeder.TopUp();
+        finished = false;
+        if (job.TryTake(out var results, out var error))
+        {
+            if (error is not null) ExceptionDispatch(error);
+            return results;
+        }
+        finished = !more && job.Consumed == job.Submitted;
+        return null;
     }
 
     private (StreamJob<TResult> Job, StreamFeeder<T, TResult> Feeder) StartStream<T, TResult>(Delegate func, IEnumerable<T> items, int chunkSize, bool ordered)

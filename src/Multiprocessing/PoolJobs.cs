@@ -77,6 +77,13 @@ internal abstract class PoolJob
     /// <summary>The pool is going away or broke: fail with <paramref name="error"/> unless already finished.</summary>
     public abstract void Abort(Exception error);
 
+    /// <summary>Completes a caller's task with a failure; a cancellation completes it as cancelled.</summary>
+    protected static void Fault<T>(TaskCompletionSource<T> done, Exception error)
+    {
+        if (error is OperationCanceledException oce) done.TrySetCanceled(oce.CancellationToken);
+        else done.TrySetException(error);
+    }
+
     protected TResult[] ReadResults<TResult>(Chunk chunk, ReadOnlyMemory<byte> results)
     {
         var values = Serializer.Deserialize<TResult[]>(results);
@@ -127,9 +134,7 @@ internal sealed class MapJob<TResult> : PoolJob, IHasTask
 
     public override void Abort(Exception error)
     {
-        if (!TryFinish()) return;
-        if (error is OperationCanceledException oce) _done.TrySetCanceled(oce.CancellationToken);
-        else _done.TrySetException(error);
+        if (TryFinish()) Fault(_done, error);
     }
 }
 
@@ -156,9 +161,7 @@ internal sealed class ApplyJob<TResult> : PoolJob, IHasTask
 
     public override void Abort(Exception error)
     {
-        if (!TryFinish()) return;
-        if (error is OperationCanceledException oce) _done.TrySetCanceled(oce.CancellationToken);
-        else _done.TrySetException(error);
+        if (TryFinish()) Fault(_done, error);
     }
 }
 
