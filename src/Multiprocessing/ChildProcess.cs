@@ -28,6 +28,7 @@ internal sealed class ChildProcess : IDisposable
     private readonly Task _stdoutPump;
     private readonly Task _stderrPump;
     private MessageChannel? _channel;
+    private MessageChannel? _control;
 
     public ChildProcess(Process process, string name)
     {
@@ -50,7 +51,26 @@ internal sealed class ChildProcess : IDisposable
 
     public bool HasExited => _exited.Task.IsCompleted;
 
-    public void Attach(MessageChannel channel) => _channel = channel;
+    /// <summary>Calls and results travel on <paramref name="data"/>; <paramref name="control"/> carries cancellations, read by the child while a call runs.</summary>
+    public void Attach(MessageChannel data, MessageChannel control)
+    {
+        _channel = data;
+        _control = control;
+    }
+
+    /// <summary>Sends frames on the control channel; false if the child is gone.</summary>
+    public bool SendControl(ReadOnlySpan<byte> frames)
+    {
+        try
+        {
+            _control?.Send(frames);
+            return _control is not null;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
 
     public IReadOnlyList<string> StderrTail()
     {
@@ -65,7 +85,11 @@ internal sealed class ChildProcess : IDisposable
     }
 
     /// <summary>Closes the channel; a child blocked reading it sees end of stream and exits.</summary>
-    public void CloseChannel() => _channel?.Dispose();
+    public void CloseChannel()
+    {
+        _channel?.Dispose();
+        _control?.Dispose();
+    }
 
     public void Dispose()
     {

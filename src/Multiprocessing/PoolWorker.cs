@@ -160,8 +160,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         var child = Child;
         if (child is null) return;
         foreach (var id in callIds) Calls.WriteCancel(_outbox, id);
-        try { child.Channel.Send(_outbox.WrittenSpan); }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException) { }
-        finally { _outbox.Clear(); }
+        child.SendControl(_outbox.WrittenSpan);
+        _outbox.Clear();
     }
 }

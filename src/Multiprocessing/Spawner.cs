@@ -80,7 +80,7 @@ internal static class Spawner
         var winner = Task.WaitAny([connected, exited], ConnectTimeout);
         if (winner == 0 && connected.IsCompletedSuccessfully)
         {
-            child.Attach(connected.Result);
+            child.Attach(connected.Result.Data, connected.Result.Control);
             return child;
         }
         listener.Forget(token);
@@ -178,7 +178,7 @@ internal static class Spawner
     private sealed class Listener
     {
         private readonly Socket _socket;
-        private readonly ConcurrentDictionary<string, TaskCompletionSource<MessageChannel>> _pending = new();
+        private readonly ConcurrentDictionary<string, Rendezvous> _pending = new();
         private readonly string _folder;
 
         public string Path { get; }
@@ -196,11 +196,12 @@ internal static class Spawner
             new Thread(AcceptLoop) { IsBackground = true, Name = "Multiprocessing listener" }.Start();
         }
 
-        public Task<MessageChannel> Expect(string token)
+        /// <summary>Completes when the child with this token has connected both its channels.</summary>
+        public Task<(MessageChannel Data, MessageChannel Control)> Expect(string token)
         {
-            var tcs = new TaskCompletionSource<MessageChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _pending[token] = tcs;
-            return tcs.Task;
+            var rendezvous = new Rendezvous();
+            _pending[token] = rendezvous;
+            return rendezvous.Both();
         }
 
         public void Forget(string token) => _pending.TryRemove(token, out _);
@@ -226,14 +227,26 @@ internal static class Spawner
                 var reader = new MessagePackReader(frame);
                 if ((MessageKind)reader.ReadByte() != MessageKind.Hello) { channel.Dispose(); return; }
                 var token = reader.ReadString() ?? "";
+                var role = reader.ReadInt32();
                 client.ReceiveTimeout = 0;
-                if (_pending.TryRemove(token, out var tcs)) tcs.TrySetResult(channel);
-                else channel.Dispose();
+                if (!_pending.TryGetValue(token, out var rendezvous)) { channel.Dispose(); return; }
+                var slot = role == 0 ? rendezvous.Data : rendezvous.Control;
+                if (!slot.TrySetResult(channel)) channel.Dispose();
+                if (rendezvous.Data.Task.IsCompleted && rendezvous.Control.Task.IsCompleted) _pending.TryRemove(token, out _);
             }
             catch (Exception)
             {
                 channel.Dispose();
             }
+        }
+
+        /// <summary>A child's two connections: calls and results on one, cancellation on the other.</summary>
+        private sealed class Rendezvous
+        {
+            public readonly TaskCompletionSource<MessageChannel> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            public readonly TaskCompletionSource<MessageChannel> Control = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            public async Task<(MessageChannel, MessageChannel)> Both() => (await Data.Task.ConfigureAwait(false), await Control.Task.ConfigureAwait(false));
         }
 
         private void Cleanup()

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
@@ -8,9 +7,10 @@ using Multiprocessing.Interop;
 namespace Multiprocessing;
 
 /// <summary>
-/// The worker's side, entered from Multiprocessing.Worker's Main. A reader thread takes frames off
-/// the channel (so cancellation and the parent's death are seen while a task runs); the main
-/// thread runs calls in order and writes results, batching them while more work is queued.
+/// The worker's side, entered from Multiprocessing.Worker's Main. The main thread reads calls off
+/// the data channel and runs them in order, in place (no hand-off between threads on the hot
+/// path), answering in batches while more calls are already buffered. A second, control channel
+/// is read by a watcher thread, so a cancellation, or the parent's death, is seen while a call runs.
 /// </summary>
 internal static class WorkerHost
 {
@@ -21,7 +21,7 @@ internal static class WorkerHost
     private static readonly Lock RunningLock = new();
     private static long _runningCall = -1;
     private static CancellationTokenSource _runningSource = new();
-    // Calls cancelled before they started: the executor answers them without running them.
+    // Calls cancelled before they started: answered without being run.
     private static readonly ConcurrentDictionary<long, bool> CancelledEarly = new();
 
     /// <summary>The cancellation token of the call running on this thread, in a worker.</summary>
@@ -43,27 +43,18 @@ internal static class WorkerHost
         if (Platform.Current.GetParentProcessId() != parentPid) return 1;
         Identity = (name, parentPid);
 
-        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        socket.Connect(new UnixDomainSocketEndPoint(socketPath));
-        var channel = new MessageChannel(socket);
         var output = new FrameBuffer();
-        Write(output, MessageKind.Hello, (ref MessagePackWriter w) => { w.Write(token); w.Write(Environment.ProcessId); });
-        channel.Send(output.WrittenSpan);
-        output.Clear();
+        var channel = Connect(socketPath, token, role: 0, output);
+        var control = Connect(socketPath, token, role: 1, output);
 
         if (!channel.TryReceive(out var initFrame)) return 1;
         var init = new MessagePackReader(initFrame);
         if ((MessageKind)init.ReadByte() != MessageKind.Init) return 1;
-        var serializerType = init.ReadString()!;
         ISerializer serializer;
         try
         {
-            serializer = (ISerializer)Activator.CreateInstance(DelegateShipper.ResolveType(serializerType))!;
-            if (!init.TryReadNil())
-            {
-                var initializer = DelegateShipper.Read(ref init, serializer);
-                initializer.DynamicInvoke();
-            }
+            serializer = (ISerializer)Activator.CreateInstance(DelegateShipper.ResolveType(init.ReadString()!))!;
+            if (!init.TryReadNil()) DelegateShipper.Read(ref init, serializer).DynamicInvoke();
         }
         catch (Exception e)
         {
@@ -76,32 +67,39 @@ internal static class WorkerHost
         channel.Send(output.WrittenSpan);
         output.Clear();
 
-        var inbox = new WorkQueue();
-        var reader = new Thread(() => ReadLoop(channel, inbox)) { IsBackground = true, Name = "Multiprocessing worker reader" };
-        reader.Start();
-        return ExecuteLoop(channel, inbox, output, serializer);
+        new Thread(() => WatchControl(control)) { IsBackground = true, Name = "Multiprocessing worker control" }.Start();
+        return ServeCalls(channel, output, serializer);
     }
 
-    private static void ReadLoop(MessageChannel channel, WorkQueue inbox)
+    private static MessageChannel Connect(string socketPath, string token, int role, FrameBuffer scratch)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Connect(new UnixDomainSocketEndPoint(socketPath));
+        var channel = new MessageChannel(socket);
+        Write(scratch, MessageKind.Hello, (ref MessagePackWriter w) =>
+        {
+            w.Write(token);
+            w.Write(role);
+        });
+        channel.Send(scratch.WrittenSpan);
+        scratch.Clear();
+        return channel;
+    }
+
+    private static void WatchControl(MessageChannel control)
     {
         try
         {
-            while (channel.TryReceive(out var frame))
+            while (control.TryReceive(out var frame))
             {
-                var kind = (MessageKind)frame.Span[0];
-                if (kind == MessageKind.Cancel)
+                var r = new MessagePackReader(frame);
+                if ((MessageKind)r.ReadByte() != MessageKind.Cancel) continue;
+                var id = r.ReadInt64();
+                lock (RunningLock)
                 {
-                    var r = new MessagePackReader(frame);
-                    r.ReadByte();
-                    var id = r.ReadInt64();
-                    lock (RunningLock)
-                    {
-                        if (_runningCall == id) _runningSource.Cancel();
-                        else CancelledEarly[id] = true;
-                    }
-                    continue;
+                    if (_runningCall == id) _runningSource.Cancel();
+                    else CancelledEarly[id] = true;
                 }
-                inbox.Add(frame.ToArray());
             }
         }
         catch (Exception)
@@ -112,18 +110,19 @@ internal static class WorkerHost
         Platform.Current.ExitNow(0);
     }
 
-    private static int ExecuteLoop(MessageChannel channel, WorkQueue inbox, FrameBuffer output, ISerializer serializer)
+    private static int ServeCalls(MessageChannel channel, FrameBuffer output, ISerializer serializer)
     {
         var functions = new Dictionary<int, Delegate>();
         var exitCode = 0;
         while (true)
         {
-            if (output.Length > 0 && (inbox.IsEmpty || output.Length > 256 * 1024))
+            if (output.Length > 0 && (!channel.HasBufferedFrame || output.Length > 256 * 1024))
             {
                 channel.Send(output.WrittenSpan);
                 output.Clear();
             }
-            var frame = inbox.Take();
+            // The frame stays valid until the next receive, and the call is done by then.
+            if (!channel.TryReceive(out var frame)) Platform.Current.ExitNow(0);
             var reader = new MessagePackReader(frame);
             var kind = (MessageKind)reader.ReadByte();
             if (kind == MessageKind.Exit)
@@ -131,66 +130,67 @@ internal static class WorkerHost
                 if (output.Length > 0) channel.Send(output.WrittenSpan);
                 return exitCode;
             }
-            if (kind != MessageKind.Call) continue;
-
-            var callId = reader.ReadInt64();
-            var funcId = reader.ReadInt32();
-            // A lone call (a WorkerProcess target) decides the exit code, as Python's exitcode 1 on an exception.
-            var decidesExitCode = reader.ReadBoolean();
-            var started = Stopwatch.GetTimestamp();
-            lock (RunningLock)
-            {
-                if (!_runningSource.TryReset()) _runningSource = new CancellationTokenSource();
-                _runningCall = callId;
-                CurrentToken = _runningSource.Token;
-            }
-            try
-            {
-                if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
-                Delegate target;
-                if (reader.TryReadNil()) target = functions[funcId];
-                else
-                {
-                    target = DelegateShipper.Read(ref reader, serializer);
-                    if (funcId != 0) functions[funcId] = target;
-                }
-                var items = frame.AsMemory((int)reader.Consumed);
-                output.BeginFrame();
-                var header = new MessagePackWriter(output);
-                header.Write((byte)MessageKind.Result);
-                header.Write(callId);
-                header.Flush();
-                var elapsedAt = output.Length;
-                header = new MessagePackWriter(output);
-                header.WriteInt64(0); // patched below: fixed 9-byte int64
-                header.Flush();
-                Invoker.For(target.GetType()).Run(target, items, output, serializer);
-                PatchElapsed(output, elapsedAt, Stopwatch.GetTimestamp() - started);
-                output.EndFrame();
-            }
-            catch (Exception e)
-            {
-                output.AbandonFrame();
-                if (decidesExitCode) exitCode = 1;
-                var elapsed = Stopwatch.GetTimestamp() - started;
-                Write(output, MessageKind.Error, (ref MessagePackWriter w) =>
-                {
-                    w.Write(callId);
-                    w.Write(elapsed);
-                    ExceptionShipper.Write(ref w, e);
-                });
-            }
-            finally
-            {
-                lock (RunningLock) _runningCall = -1;
-                CurrentToken = default;
-            }
+            if (kind == MessageKind.Call && !RunCall(ref reader, frame, functions, output, serializer)) exitCode = 1;
         }
     }
 
-    private static void PatchElapsed(FrameBuffer output, int at, long ticks) =>
-        // WriteInt64 always emits the 9-byte form (0xd3 + big-endian value), so it can be patched in place.
-        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(output.Written(at + 1, 8), ticks);
+    /// <summary>Runs one call and appends its answer; false when it failed and decides the exit code.</summary>
+    private static bool RunCall(ref MessagePackReader reader, ReadOnlyMemory<byte> frame, Dictionary<int, Delegate> functions, FrameBuffer output, ISerializer serializer)
+    {
+        var callId = reader.ReadInt64();
+        var funcId = reader.ReadInt32();
+        // A lone call (a WorkerProcess target) decides the exit code, as Python's exitcode 1 on an exception.
+        var decidesExitCode = reader.ReadBoolean();
+        var started = Stopwatch.GetTimestamp();
+        lock (RunningLock)
+        {
+            if (!_runningSource.TryReset()) _runningSource = new CancellationTokenSource();
+            _runningCall = callId;
+            CurrentToken = _runningSource.Token;
+        }
+        try
+        {
+            if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
+            Delegate target;
+            if (reader.TryReadNil()) target = functions[funcId];
+            else
+            {
+                target = DelegateShipper.Read(ref reader, serializer);
+                if (funcId != 0) functions[funcId] = target;
+            }
+            var items = frame[(int)reader.Consumed..];
+            output.BeginFrame();
+            var header = new MessagePackWriter(output);
+            header.Write((byte)MessageKind.Result);
+            header.Write(callId);
+            header.Flush();
+            var elapsedAt = output.Length;
+            header = new MessagePackWriter(output);
+            header.WriteInt64(0); // patched below: WriteInt64 always takes 9 bytes
+            header.Flush();
+            Invoker.For(target.GetType()).Run(target, items, output, serializer);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(output.Written(elapsedAt + 1, 8), Stopwatch.GetTimestamp() - started);
+            output.EndFrame();
+            return true;
+        }
+        catch (Exception e)
+        {
+            output.AbandonFrame();
+            var elapsed = Stopwatch.GetTimestamp() - started;
+            Write(output, MessageKind.Error, (ref MessagePackWriter w) =>
+            {
+                w.Write(callId);
+                w.Write(elapsed);
+                ExceptionShipper.Write(ref w, e);
+            });
+            return !decidesExitCode;
+        }
+        finally
+        {
+            lock (RunningLock) _runningCall = -1;
+            CurrentToken = default;
+        }
+    }
 
     internal delegate void HeaderWriter(ref MessagePackWriter writer);
 
@@ -203,43 +203,5 @@ internal static class WorkerHost
         fields(ref w);
         w.Flush();
         output.EndFrame();
-    }
-
-    /// <summary>Frames handed from the reader thread to the executing thread; the taker spins briefly before sleeping.</summary>
-    private sealed class WorkQueue
-    {
-        private readonly Queue<byte[]> _items = new();
-        private readonly object _lock = new();
-        private int _count;
-        private bool _sleeping;
-
-        public bool IsEmpty => Volatile.Read(ref _count) == 0;
-
-        public void Add(byte[] item)
-        {
-            lock (_lock)
-            {
-                _items.Enqueue(item);
-                _count++;
-                if (_sleeping) Monitor.Pulse(_lock);
-            }
-        }
-
-        public byte[] Take()
-        {
-            var spinner = new SpinWait();
-            while (Volatile.Read(ref _count) == 0 && !spinner.NextSpinWillYield) spinner.SpinOnce(-1);
-            lock (_lock)
-            {
-                while (_count == 0)
-                {
-                    _sleeping = true;
-                    Monitor.Wait(_lock);
-                    _sleeping = false;
-                }
-                _count--;
-                return _items.Dequeue();
-            }
-        }
     }
 }
