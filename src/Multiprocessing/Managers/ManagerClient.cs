@@ -89,6 +89,7 @@ internal sealed class ManagerClient
             socket.ReceiveTimeout = 30_000;
             ManagerAuth.Client(connection, AuthKey, Session, Endpoint);
             socket.ReceiveTimeout = 0;
+            connection.SpinTicks = WireConnection.DefaultSpinTicks;
             return connection;
         }
         catch (Exception e)

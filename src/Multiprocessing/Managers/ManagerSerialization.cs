@@ -59,6 +59,15 @@ internal static class ManagerSerialization
     /// <summary>A function as bytes for the manager to run (see <see cref="DelegateShipper"/>); refuses what cannot travel.</summary>
     public static byte[] ShipFunction(Delegate function)
     {
+        // A function without captured state ships as the same bytes every time: keep them.
+        if (!DelegateShipper.IsStateless(function)) return Ship(function);
+        return StatelessFunctions.GetOrAdd((function.GetType(), function.Method), static (_, f) => Ship(f), function);
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(Type, System.Reflection.MethodInfo), byte[]> StatelessFunctions = new();
+
+    private static byte[] Ship(Delegate function)
+    {
         var buffer = new ArrayBufferWriter<byte>();
         var writer = new MessagePackWriter(buffer);
         DelegateShipper.Write(ref writer, function, Library);

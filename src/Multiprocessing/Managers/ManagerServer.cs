@@ -113,6 +113,7 @@ internal sealed class ManagerServer : IDisposable
                 return;
             }
             connection.Socket.ReceiveTimeout = 0;
+            connection.SpinTicks = WireConnection.DefaultSpinTicks;
             Join(session.Value);
             while (connection.TryReceiveFrame(_options.MaxFrameBytes, out var frame))
             {

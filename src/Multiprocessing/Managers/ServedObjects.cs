@@ -416,13 +416,34 @@ internal static class ServedCode
     private static readonly ConcurrentDictionary<Type, Func<Delegate, byte[], byte[]>> ValueUpdaters = new();
     private static readonly ConcurrentDictionary<Type, Func<Delegate, byte[], byte[], byte[]>> EntryUpdaters = new();
 
+    // Rebuilt functions by their bytes: equal bytes are the same method over the same captured values.
+    // A loop of updates sends one function many times; resolving it once saves most of each request.
+    private static readonly Dictionary<BlobKey, Delegate> Functions = [];
+    private const int MaxCachedFunctions = 1024;
+
     public static Delegate ReadDelegate(ref MessagePackReader args)
     {
         var bytes = args.ReadBytes() ?? throw new ManagerProtocolException("expected a shipped function, found nil");
+        var key = new BlobKey(bytes.ToArray());
+        lock (Functions)
+        {
+            if (Functions.TryGetValue(key, out var known)) return known;
+        }
         try
         {
             var reader = new MessagePackReader(bytes);
-            return DelegateShipper.Read(ref reader, ManagerSerialization.Untrusted);
+            var function = DelegateShipper.Read(ref reader, ManagerSerialization.Untrusted);
+            // Only a function without mutable captures may be shared between requests: rebuilt closures
+            // hold copies of values, which the function could change.
+            if (DelegateShipper.IsStateless(function))
+            {
+                lock (Functions)
+                {
+                    if (Functions.Count >= MaxCachedFunctions) Functions.Clear();
+                    Functions[key] = function;
+                }
+            }
+            return function;
         }
         catch (Exception e) when (e is not SerializationException)
         {
