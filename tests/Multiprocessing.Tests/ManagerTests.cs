@@ -326,6 +326,27 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task A_lock_held_by_a_process_that_dies_is_released()
+    {
+        await using var manager = await Manager.StartAsync();
+        var guard = manager.Lock();
+        var held = manager.Queue<int>();
+        var holder = new WorkerProcess(() =>
+        {
+            guard.Acquire();
+            held.Put(Environment.ProcessId);
+            Thread.Sleep(Timeout.Infinite);
+        });
+        holder.Start();
+        Assert.True(held.TryGet(out _, Patience));
+        Assert.False(guard.Acquire(TimeSpan.FromMilliseconds(100)));
+        holder.Kill();
+        TestSupport.JoinOrFail(holder);
+        Assert.True(guard.Acquire(Patience));
+        guard.Release();
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();
