@@ -185,7 +185,8 @@ internal sealed class ServedList : ServedObject
     // limit is Count, or Count + 1 for Insert (which may append).
     private static int CheckIndex(int index, int limit) =>
         (uint)index < (uint)limit ? index
-        : throw new ArgumentOutOfRangeException(nameof(index), index, $"Index {index} is out of range: the manager's list has {(limit == 0 ? 0 : limit)} valid position(s) for this operation (0..{limit - 1}).");
+        : throw new ArgumentOutOfRangeException(nameof(index), index,
+            limit == 0 ? $"Index {index} is out of range: the manager's list is empty." : $"Index {index} is out of range: valid indexes here are 0 to {limit - 1}.");
 }
 
 /// <summary>Serves <see cref="ValueProxy{T}"/>.</summary>
