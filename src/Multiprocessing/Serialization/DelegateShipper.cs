@@ -248,6 +248,8 @@ internal static class DelegateShipper
     private static bool NeedsRuntimeType(Type declared, Type runtime)
     {
         if (declared == runtime) return false;
+        // A manager proxy held as its interface travels as that interface: its own class may exist only in this process.
+        if (HandleResolver.IsHandleType(declared) && HandleResolver.IsHandleType(runtime)) return false;
         if (declared == typeof(object)) return true;
         if (!(declared.IsAbstract || declared.IsInterface)) return false;
         // Collection interfaces have formatters of their own that keep the contents.

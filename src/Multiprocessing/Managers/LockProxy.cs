@@ -1,0 +1,86 @@
+namespace Multiprocessing;
+
+/// <summary>
+/// A lock that lives in a manager's process (Python's <c>Manager().Lock()</c>): not reentrant, and
+/// like Python's any process may release it. When the process that holds it dies (its connections
+/// to the manager close), the manager releases it so others are not blocked forever.
+/// <code>using (managerLock.Acquire()) { ... }</code>
+/// </summary>
+public sealed class LockProxy : IAttachableProxy<LockProxy>
+{
+    private readonly ManagerClient _client;
+    private readonly long _id;
+
+    internal LockProxy(ManagerClient client, long id)
+    {
+        _client = client;
+        _id = id;
+    }
+
+    ManagerClient IManagerProxy.Client => _client;
+    long IManagerProxy.ObjectId => _id;
+    static LockProxy IAttachableProxy<LockProxy>.Attach(ManagerClient client, long objectId) => new(client, objectId);
+
+    /// <summary>Blocks until the lock is held; dispose the result to release it.</summary>
+    public Scope Acquire()
+    {
+        while (!TryAcquireOnce(ServedObject.MaxWaitMilliseconds)) { }
+        return new Scope(this);
+    }
+
+    /// <summary>Tries to take the lock within <paramref name="timeout"/>; true when it is held (then call <see cref="Release"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
+    public bool Acquire(TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan) { Acquire(); return true; }
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            var left = deadline - Environment.TickCount64;
+            if (TryAcquireOnce((int)Math.Clamp(left, 0, ServedObject.MaxWaitMilliseconds))) return true;
+            if (left <= 0) return false;
+        }
+    }
+
+    /// <summary>Waits for the lock without holding a thread of the caller's; dispose the result to release it.</summary>
+    public async ValueTask<Scope> AcquireAsync(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // Each request waits at most a few hundred milliseconds in the manager, so cancellation is seen promptly.
+            if (await Task.Run(() => TryAcquireOnce(250), cancellationToken).ConfigureAwait(false)) return new Scope(this);
+        }
+    }
+
+    /// <summary>Releases the lock.</summary>
+    /// <exception cref="SynchronizationLockException">The lock is not held.</exception>
+    public void Release()
+    {
+        using var call = _client.Begin(_id, ManagerOp.LockRelease);
+        call.Send();
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"<LockProxy object {_id} at {_client.Endpoint}>";
+
+    private bool TryAcquireOnce(int milliseconds)
+    {
+        using var call = _client.Begin(_id, ManagerOp.LockAcquire);
+        call.Write(milliseconds);
+        var reply = call.Send();
+        return reply.ReadBoolean();
+    }
+
+    /// <summary>Holds the lock until disposed.</summary>
+    public readonly struct Scope : IDisposable
+    {
+        private readonly LockProxy? _owner;
+
+        internal Scope(LockProxy owner) => _owner = owner;
+
+        /// <summary>Releases the lock.</summary>
+        public void Dispose() => _owner?.Release();
+    }
+}

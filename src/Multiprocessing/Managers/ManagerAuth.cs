@@ -1,0 +1,65 @@
+using System.Security.Authentication;
+using System.Security.Cryptography;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// The mutual challenge that opens every manager connection, before any frame is read:
+/// fixed-size messages, so nothing from an unauthenticated peer is ever parsed or deserialized.
+/// <code>
+/// server -> client: magic(8) + serverNonce(32)
+/// client -> server: clientNonce(32) + HMAC-SHA256(key, "client" + serverNonce + clientNonce)(32) + session(16)
+/// server -> client: HMAC-SHA256(key, "server" + clientNonce + serverNonce)(32)
+/// </code>
+/// The client proves it has the key, then the server proves it has it too. Fresh nonces on both
+/// sides make a recorded exchange useless for a replay.
+/// </summary>
+internal static class ManagerAuth
+{
+    private const int NonceLength = 32;
+    private const int MacLength = 32;
+    private static readonly byte[] Magic = "MPMGR\u0001\0\0"u8.ToArray();
+    private static readonly byte[] ClientLabel = "client"u8.ToArray();
+    private static readonly byte[] ServerLabel = "server"u8.ToArray();
+
+    /// <summary>The length of the client's answer to the challenge.</summary>
+    public const int ClientMessageLength = NonceLength + MacLength + 16;
+
+    /// <summary>Runs the server's side; the client's session id when the peer knows the key, else null.</summary>
+    public static Guid? Server(WireConnection connection, byte[] key)
+    {
+        var serverNonce = RandomNumberGenerator.GetBytes(NonceLength);
+        connection.Send([.. Magic, .. serverNonce]);
+        if (!connection.TryReadExactly(ClientMessageLength, out var answer)) return null;
+        var clientNonce = answer.Span[..NonceLength].ToArray();
+        var expected = Mac(key, ClientLabel, serverNonce, clientNonce);
+        if (!CryptographicOperations.FixedTimeEquals(expected, answer.Span.Slice(NonceLength, MacLength))) return null;
+        var session = new Guid(answer.Span[(NonceLength + MacLength)..]);
+        connection.Send(Mac(key, ServerLabel, clientNonce, serverNonce));
+        return session;
+    }
+
+    /// <summary>Runs the client's side; throws <see cref="AuthenticationException"/> when either side lacks the key.</summary>
+    public static void Client(WireConnection connection, byte[] key, Guid session, string endpoint)
+    {
+        if (!connection.TryReadExactly(Magic.Length + NonceLength, out var hello) || !hello.Span[..Magic.Length].SequenceEqual(Magic))
+            throw new AuthenticationException($"The peer at {endpoint} is not a Multiprocessing manager (no manager greeting).");
+        var serverNonce = hello.Span[Magic.Length..].ToArray();
+        var clientNonce = RandomNumberGenerator.GetBytes(NonceLength);
+        connection.Send([.. clientNonce, .. Mac(key, ClientLabel, serverNonce, clientNonce), .. session.ToByteArray()]);
+        if (!connection.TryReadExactly(MacLength, out var proof))
+            throw new AuthenticationException(
+                $"The manager at {endpoint} refused the auth key. Use the same key the manager was started or served with (Manager.AuthKey on the serving side).");
+        if (!CryptographicOperations.FixedTimeEquals(Mac(key, ServerLabel, clientNonce, serverNonce), proof.Span))
+            throw new AuthenticationException($"The manager at {endpoint} could not prove it knows the auth key; refusing to talk to it.");
+    }
+
+    private static byte[] Mac(byte[] key, byte[] label, byte[] first, byte[] second)
+    {
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        hmac.AppendData(label);
+        hmac.AppendData(first);
+        hmac.AppendData(second);
+        return hmac.GetHashAndReset();
+    }
+}
