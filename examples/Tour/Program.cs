@@ -67,6 +67,27 @@ catch (WorkerCrashedException e)
 }
 Console.WriteLine($"  and the pool still works: {pool.Apply(() => 6 * 7)}");
 
+// 7. A manager: Python's Manager() with a dict and a lock shared by four processes.
+Section("A manager: 4 processes x 1,000 increments under a manager lock");
+await using (var manager = await Manager.StartAsync())
+{
+    var counter = manager.Value(0);
+    var guard = manager.Lock();
+    var tally = manager.Dictionary<string, int>();
+    var workers = Enumerable.Range(0, 4).Select(_ => new WorkerProcess(() =>
+    {
+        for (var i = 0; i < 1000; i++)
+        {
+            using (guard.Acquire()) counter.Value = counter.Value + 1;   // lock, read, write: as in Python
+            tally.AddOrUpdate("total", 1, (_, n) => n + 1);               // one atomic update in the server
+        }
+    })).ToList();
+    var managerTime = Stopwatch.StartNew();
+    workers.ForEach(w => w.Start());
+    workers.ForEach(w => w.Join());
+    Check(counter.Value == 4000 && tally["total"] == 4000, $"counter = {counter.Value:N0}, atomic tally = {tally["total"]:N0} ({managerTime.ElapsedMilliseconds} ms)");
+}
+
 Console.WriteLine();
 Console.WriteLine("Tour complete.");
 
