@@ -22,6 +22,7 @@ internal sealed class HandleResolver : IFormatterResolver
     /// </summary>
     private static readonly Func<Type, object?>[] Providers =
     [
+        SharedHandles.FormatterFor,
     ];
 
     private static object? Find(Type type)
