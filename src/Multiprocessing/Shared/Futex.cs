@@ -50,6 +50,9 @@ internal static unsafe class Futex
     /// <summary>The longest single sleep; a lock waiter checks that the holder still lives this often.</summary>
     public const int SliceMilliseconds = 100;
 
+    /// <summary>SpinWait iterations before sleeping (each spins about twice as long as the previous).</summary>
+    public static readonly int SpinIterations = int.TryParse(Environment.GetEnvironmentVariable("MULTIPROCESSING_SPIN"), out var n) ? n : 10;
+
     /// <summary>
     /// Sleeps while <c>*word == expected</c>, for one slice at most. Returns false when the deadline has passed
     /// (without sleeping); true otherwise (woken, changed, or slice over: the caller looks again).
@@ -101,7 +104,7 @@ internal static unsafe class LockWord
         if (TryAcquire(word)) return Outcome.Acquired;
         // Spin briefly first: a hand-off between processes on other cores often completes within it.
         var spinner = new SpinWait();
-        while (!spinner.NextSpinWillYield)
+        while (spinner.Count < Futex.SpinIterations)
         {
             spinner.SpinOnce(sleep1Threshold: -1);
             if (Volatile.Read(ref *word) == 0 && TryAcquire(word)) return Outcome.Acquired;

@@ -410,7 +410,7 @@ public sealed unsafe class ProcessSemaphore : IDisposable, IScopeReleaser
         token.ThrowIfCancellationRequested();
         if (TryTake()) return true;
         var spinner = new SpinWait();
-        while (!spinner.NextSpinWillYield)
+        while (spinner.Count < Futex.SpinIterations)
         {
             spinner.SpinOnce(sleep1Threshold: -1);
             if (TryTake()) return true;
