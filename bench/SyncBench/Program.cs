@@ -17,7 +17,7 @@ var ours = new Dictionary<string, double>
 var python = Bench.RunPython(shareMib);
 
 Console.WriteLine();
-Console.WriteLine($"{"measure",-52} {"Multiprocessing",16} {"CPython " + (python?.GetProperty("python").GetString() ?? "n/a"),16} {"ratio",8}");
+Console.WriteLine($"{"measure",-62} {"Multiprocessing",16} {"CPython " + (python?.GetProperty("python").GetString() ?? "n/a"),16} {"ratio",8}");
 Row("lock hand-off round trip (2 semaphores, us)", ours["lock_round_trip_us"], Py("lock_round_trip_us"));
 Row("uncontended lock acquire+release (ns)", ours["lock_uncontended_ns"], Py("lock_uncontended_ns"));
 Row($"share {shareMib} MiB with a running worker vs pickling (ms)", ours["share_ms"], Py("share_pickle_ms"));
@@ -27,7 +27,7 @@ Console.WriteLine("ratio = CPython time / our time (above 1: we are faster). Sha
 double? Py(string key) => python is { } p && p.TryGetProperty(key, out var v) ? v.GetDouble() : null;
 
 static void Row(string what, double ours, double? theirs) =>
-    Console.WriteLine($"{what,-52} {ours,16:0.###} {(theirs is double t ? t.ToString("0.###") : "n/a"),16} {(theirs is double r ? (r / ours).ToString("0.00") + "x" : ""),8}");
+    Console.WriteLine($"{what,-62} {ours,16:0.###} {(theirs is double t ? t.ToString("0.###") : "n/a"),16} {(theirs is double r ? (r / ours).ToString("0.00") + "x" : ""),8}");
 
 internal static class Bench
 {
