@@ -440,7 +440,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
                 if (!worker.Ready || worker.Gone || worker.ExitSent) return;
                 var max = _options.MaxTasksPerChild ?? int.MaxValue;
                 var window = worker.Window;
-                while (worker.InFlight.Count < window && worker.Assigned < max && _queue.First is { } node)
+                while (!worker.Retiring && worker.InFlight.Count < window && worker.Assigned < max && _queue.First is { } node)
                 {
                     _queue.RemoveFirst();
                     var chunk = node.Value;

@@ -22,6 +22,9 @@ internal static class Spawner
 
     private static readonly Lazy<Listener> SharedListener = new(() => new Listener());
     private static readonly Lazy<LaunchSpec> SharedSpec = new(LaunchSpec.Resolve);
+
+    /// <summary>How this process starts the worker host (also used to start the resource tracker).</summary>
+    internal static LaunchSpec Launch => SharedSpec.Value;
     private static readonly BlockingCollection<Action> SpawnQueue = StartSpawnThread();
 
     /// <summary>Starts a child and returns once it has connected and said hello.</summary>
@@ -113,7 +116,7 @@ internal static class Spawner
     }
 
     /// <summary>What to run: the host, the application's runtime files, and the worker entry assembly.</summary>
-    private sealed record LaunchSpec(string Host, string RuntimeConfig, string? DepsFile, string WorkerDll)
+    internal sealed record LaunchSpec(string Host, string RuntimeConfig, string? DepsFile, string WorkerDll)
     {
         public string Describe() => $"{Host} exec --runtimeconfig {RuntimeConfig}{(DepsFile is null ? "" : " --depsfile " + DepsFile)} {WorkerDll}";
 

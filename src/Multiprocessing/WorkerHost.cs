@@ -30,6 +30,7 @@ internal static class WorkerHost
     public static int Run(string[] args)
     {
         _ = args;
+        if (Environment.GetEnvironmentVariable(ResourceTracker.ModeVariable) == "1") return ResourceTracker.Serve();
         var socketPath = Environment.GetEnvironmentVariable(WorkerEnvironment.Socket);
         var token = Environment.GetEnvironmentVariable(WorkerEnvironment.Token);
         if (socketPath is null || token is null || !int.TryParse(Environment.GetEnvironmentVariable(WorkerEnvironment.ParentPid), out var parentPid))

@@ -17,7 +17,48 @@ internal interface IPlatform
 
     /// <summary>Ends the calling process at once, running no finalizers or handlers.</summary>
     void ExitNow(int code);
+
+    /// <summary>True while a process with this id exists (also when it belongs to another user).</summary>
+    bool ProcessExists(int pid);
+
+    /// <summary>
+    /// Sleeps while the 32-bit word at <paramref name="address"/> (in memory shared between processes)
+    /// holds <paramref name="expected"/>, at most <paramref name="timeoutMilliseconds"/> (-1: no limit).
+    /// </summary>
+    FutexWaitResult FutexWait(nint address, int expected, int timeoutMilliseconds);
+
+    /// <summary>Wakes up to <paramref name="count"/> processes sleeping on the word at <paramref name="address"/>; returns how many woke.</summary>
+    int FutexWake(nint address, int count);
+
+    /// <summary>Creates the shared-memory object <paramref name="name"/> (mode 0600, failing if it exists), sizes and maps it.</summary>
+    SharedMapping CreateSharedMemory(string name, long size);
+
+    /// <summary>Maps the existing shared-memory object <paramref name="name"/> whole.</summary>
+    SharedMapping OpenSharedMemory(string name);
+
+    /// <summary>Identity and size of the shared-memory object now bound to <paramref name="name"/>, or null when there is none.</summary>
+    (long Inode, long Size)? StatSharedMemory(string name);
+
+    /// <summary>Unmaps what <see cref="CreateSharedMemory"/> or <see cref="OpenSharedMemory"/> mapped.</summary>
+    void Unmap(nint address, long size);
+
+    /// <summary>Removes the name of a shared-memory object; false when there was none. Mappings stay valid.</summary>
+    bool UnlinkSharedMemory(string name);
 }
+
+/// <summary>How a futex wait ended.</summary>
+internal enum FutexWaitResult
+{
+    /// <summary>Woken (or spuriously returned): look at the word again.</summary>
+    Woken,
+    /// <summary>The word did not hold the expected value when the wait began.</summary>
+    ValueChanged,
+    /// <summary>The time ran out.</summary>
+    TimedOut,
+}
+
+/// <summary>A shared-memory object mapped into this process: its address, size and file identity.</summary>
+internal readonly record struct SharedMapping(nint Address, long Size, long Inode);
 
 /// <summary>The platform this process runs on.</summary>
 internal static class Platform

@@ -7,6 +7,21 @@ internal sealed partial class LinuxPlatform : IPlatform
 {
     private const int PR_SET_PDEATHSIG = 1;
 
+    private const int EPERM = 1, ENOENT = 2, EINTR = 4, EAGAIN = 11, EACCES = 13, EEXIST = 17, ETIMEDOUT = 110;
+    private const int O_RDWR = 2, O_RDONLY = 0, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
+    private const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
+    // Shared (non-private) futex operations: the word lives in a MAP_SHARED mapping seen by several processes.
+    private const int FUTEX_WAIT = 0, FUTEX_WAKE = 1;
+
+    // POSIX shared memory on Linux is tmpfs at /dev/shm: shm_open("/NAME") opens /dev/shm/NAME, which is
+    // what CPython's multiprocessing.shared_memory does, so names are shared with Python.
+    private const string ShmFolder = "/dev/shm/";
+
+    private static readonly bool Arm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
+    private static readonly nint SysFutex = Arm64 ? 98 : 202;
+    private static readonly nint SysFstat = Arm64 ? 80 : 5;
+    private static readonly int ONoFollow = Arm64 ? 0x8000 : 0x20000;
+
     public bool SetParentDeathSignal() => prctl(PR_SET_PDEATHSIG, (nuint)Platform.SigKill, 0, 0, 0) == 0;
 
     public int GetParentProcessId() => getppid();
@@ -14,6 +29,122 @@ internal sealed partial class LinuxPlatform : IPlatform
     public bool SendSignal(int pid, int signal) => kill(pid, signal) == 0;
 
     public void ExitNow(int code) => _exit(code);
+
+    public bool ProcessExists(int pid) => kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() == EPERM;
+
+    public unsafe FutexWaitResult FutexWait(nint address, int expected, int timeoutMilliseconds)
+    {
+        Timespec timeout = default;
+        Timespec* relative = null;
+        if (timeoutMilliseconds >= 0)
+        {
+            timeout = new Timespec { Seconds = timeoutMilliseconds / 1000, Nanoseconds = timeoutMilliseconds % 1000 * 1_000_000L };
+            relative = &timeout;
+        }
+        var r = syscall(SysFutex, address, FUTEX_WAIT, expected, (nint)relative, 0, 0);
+        if (r == 0) return FutexWaitResult.Woken;
+        return Marshal.GetLastPInvokeError() switch
+        {
+            EAGAIN => FutexWaitResult.ValueChanged,
+            ETIMEDOUT => FutexWaitResult.TimedOut,
+            EINTR => FutexWaitResult.Woken,
+            var errno => throw new InvalidOperationException($"futex wait failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})."),
+        };
+    }
+
+    public int FutexWake(nint address, int count) => (int)syscall(SysFutex, address, FUTEX_WAKE, count, 0, 0, 0);
+
+    public SharedMapping CreateSharedMemory(string name, long size)
+    {
+        var fd = open(ShmFolder + name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | ONoFollow, 0x180 /* 0600 */);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == EEXIST)
+                throw new IOException($"A shared-memory block named '{name}' already exists (/dev/shm/{name}). Choose another name, pass null to get a fresh one, or attach to it with Attach(\"{name}\").");
+            throw Failure(errno, $"create the shared-memory block '{name}'");
+        }
+        try
+        {
+            if (ftruncate(fd, size) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                unlink(ShmFolder + name);
+                throw Failure(errno, $"size the shared-memory block '{name}' to {size} bytes (is /dev/shm full? see df -h /dev/shm)");
+            }
+            var (inode, _) = Fstat(fd);
+            var address = mmap(0, (nuint)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (address == -1)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                unlink(ShmFolder + name);
+                throw Failure(errno, $"map the shared-memory block '{name}' ({size} bytes)");
+            }
+            return new SharedMapping(address, size, inode);
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    public SharedMapping OpenSharedMemory(string name)
+    {
+        var fd = open(ShmFolder + name, O_RDWR | O_CLOEXEC | ONoFollow, 0);
+        if (fd < 0) throw Failure(Marshal.GetLastPInvokeError(), $"attach to the shared-memory block '{name}'");
+        try
+        {
+            var (inode, size) = Fstat(fd);
+            if (size == 0)
+                throw new InvalidOperationException($"The shared-memory block '{name}' has size 0 (its creator has not sized it yet, or it is not a block made by Create); there is nothing to map.");
+            var address = mmap(0, (nuint)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (address == -1) throw Failure(Marshal.GetLastPInvokeError(), $"map the shared-memory block '{name}' ({size} bytes)");
+            return new SharedMapping(address, size, inode);
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    public (long Inode, long Size)? StatSharedMemory(string name)
+    {
+        var fd = open(ShmFolder + name, O_RDONLY | O_CLOEXEC | ONoFollow, 0);
+        if (fd < 0) return null;
+        try { return Fstat(fd); }
+        finally { close(fd); }
+    }
+
+    public void Unmap(nint address, long size) => munmap(address, (nuint)size);
+
+    public bool UnlinkSharedMemory(string name) => unlink(ShmFolder + name) == 0;
+
+    private static unsafe (long Inode, long Size) Fstat(int fd)
+    {
+        // struct stat: st_ino at offset 8 and st_size at offset 48 on both x86-64 and arm64.
+        var buffer = stackalloc long[32];
+        if (syscall(SysFstat, fd, (nint)buffer, 0, 0, 0, 0) != 0)
+            throw Failure(Marshal.GetLastPInvokeError(), "stat a shared-memory block");
+        return (buffer[1], buffer[6]);
+    }
+
+    private static Exception Failure(int errno, string what)
+    {
+        var message = $"Could not {what}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).";
+        return errno switch
+        {
+            ENOENT => new FileNotFoundException(message + " No such block exists: it was never created, or its creator unlinked it (disposed it or exited)."),
+            EACCES or EPERM => new UnauthorizedAccessException(message + " Blocks are created with mode 0600, so only their creator's user can attach."),
+            _ => new IOException(message),
+        };
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
@@ -26,4 +157,26 @@ internal sealed partial class LinuxPlatform : IPlatform
 
     [LibraryImport("libc")]
     private static partial void _exit(int status);
+
+    // syscall(2) is variadic; on Linux x86-64 and arm64 integer arguments travel in the same registers either way.
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint syscall(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int ftruncate(int fd, long length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint mmap(nint address, nuint length, int prot, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int munmap(nint address, nuint length);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int unlink(string path);
 }

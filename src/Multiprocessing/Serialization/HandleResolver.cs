@@ -23,6 +23,7 @@ internal sealed class HandleResolver : IFormatterResolver
     private static readonly Func<Type, object?>[] Providers =
     [
         BlittableArrayFormatter<int>.For,
+        SharedHandles.FormatterFor,
         ProxyHandles.FormatterFor,
     ];
 
