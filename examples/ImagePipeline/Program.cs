@@ -1,6 +1,6 @@
-// Image pipeline: synthetic images live in one SharedArray<byte>; worker processes take batches of image
-// indices from a shared counter, blur and edge-detect each image into a second shared array and write
-// per-image statistics into a third. Nothing is copied between processes: only handles travel.
+// Image pipeline: synthetic images live in one SharedArray<byte>; a ProcessPool whose initializer attaches
+// to it once per worker blurs and edge-detects batches of images into a second shared array and sends back
+// per-image statistics. The pixels are never copied between processes: only names and batch numbers travel.
 // Run: dotnet run -c Release --project examples/ImagePipeline [-- images height width workers]
 using System.Diagnostics;
 using ImagePipeline;
@@ -16,9 +16,6 @@ var shape = new ImageShape(height, width, Channels);
 
 using var input = SharedArray<byte>.Create(count * shape.Bytes);
 using var output = SharedArray<byte>.Create(count * shape.Bytes);
-using var stats = SharedArray<ImageStats>.Create(count);
-using var nextBatch = SharedValue<int>.Create();
-using var finished = SharedValue<int>.Create();
 for (var i = 0; i < count; i++) Synthetic.Draw(input.Span.Slice(i * shape.Bytes, shape.Bytes), shape, seed: i);
 
 AnsiConsole.MarkupLine($"[bold]{count}[/] images of {height}x{width}x{Channels} ({input.Length / (1 << 20)} MiB) in shared memory [grey]{input.Name}[/]; {workerCount} worker processes");
@@ -31,32 +28,35 @@ for (var i = 0; i < count; i++)
     sequentialStats[i] = Transform.Run(input.Span.Slice(i * shape.Bytes, shape.Bytes), sequentialOut.AsSpan(i * shape.Bytes, shape.Bytes), shape);
 var sequential = clock.Elapsed;
 
-// Parallel: each worker claims batches until none are left.
+// Parallel: as Python's Pool(initializer=attach, initargs=(name,)), each worker attaches to the two
+// shared arrays once, by name; then each task is only a batch number, and a few statistics come back.
+var inputName = input.Name;
+var outputName = output.Name;
+await using var pool = new ProcessPool(new ProcessPoolOptions
+{
+    Processes = workerCount,
+    Initializer = () => Attached.Open(inputName, outputName, shape),
+});
+pool.Apply(() => 0); // start the workers before the clock, as the sequential run had its process already
+var batches = Enumerable.Range(0, (count + BatchSize - 1) / BatchSize).ToArray();
+ImageStats[][] perBatch = [];
 clock.Restart();
-var workers = Enumerable.Range(0, workerCount)
-    .Select(w => Pipeline.Worker($"image-worker-{w}", input, output, stats, nextBatch, finished, shape, count, BatchSize)).ToList();
-
-AnsiConsole.Progress()
+await AnsiConsole.Progress()
     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-    .Start(ctx =>
+    .StartAsync(async ctx =>
     {
         var bar = ctx.AddTask("blur + edges", maxValue: count);
-        foreach (var w in workers) w.Start();
-        while (workers.Any(w => w.IsAlive))
-        {
-            bar.Value = finished.Read();
-            Thread.Sleep(50);
-        }
-        bar.Value = finished.Read();
+        var progress = new Progress<MapProgress>(p => bar.Value = Math.Min(count, p.Completed * BatchSize));
+        perBatch = await pool.MapAsync((int batch) => Attached.Process(batch, BatchSize, count), batches, 1, progress, CancellationToken.None);
+        bar.Value = count;
     });
 var parallel = clock.Elapsed;
 
-foreach (var w in workers)
-    if (w.Exception is not null) throw new InvalidOperationException($"{w.Name} failed", w.Exception);
 if (!output.Span.SequenceEqual(sequentialOut)) throw new InvalidOperationException("The workers' output differs from the sequential result.");
+var all = perBatch.SelectMany(b => b).ToArray();
+if (!all.SequenceEqual(sequentialStats)) throw new InvalidOperationException("The workers' statistics differ from the sequential ones.");
 
 // Reduce the per-image statistics.
-var all = stats.ToArray();
 var table = new Table().AddColumns("", "sequential", $"{workerCount} processes");
 table.AddRow("time", $"{sequential.TotalSeconds:0.00} s", $"{parallel.TotalSeconds:0.00} s");
 table.AddRow("throughput", $"{count / sequential.TotalSeconds:0.0} images/s", $"{count / parallel.TotalSeconds:0.0} images/s");
@@ -68,22 +68,31 @@ var png = Path.GetFullPath("imagepipeline.png");
 Png.WriteSideBySide(png, input.Span[..shape.Bytes], output.Span[..shape.Bytes], shape);
 AnsiConsole.MarkupLine($"before/after of image 0: [link]{png}[/]");
 
-internal static class Pipeline
+/// <summary>What each worker process attaches once, in the pool's initializer, and the task it runs.</summary>
+public static class Attached
 {
-    // A method of its own: lambdas of one scope share a closure, and everything it holds would travel.
-    public static WorkerProcess Worker(string name, SharedArray<byte> input, SharedArray<byte> output, SharedArray<ImageStats> stats,
-        SharedValue<int> nextBatch, SharedValue<int> finished, ImageShape shape, int count, int batchSize) => new(() =>
+    private static SharedArray<byte>? _input;
+    private static SharedArray<byte>? _output;
+    private static ImageShape _shape;
+
+    public static void Open(string inputName, string outputName, ImageShape shape)
     {
-        // Claim batches of indices until none are left; the arrays arrive attached, nothing is copied.
-        while (true)
+        _input = SharedArray<byte>.Attach(inputName);
+        _output = SharedArray<byte>.Attach(outputName);
+        _shape = shape;
+    }
+
+    /// <summary>Transforms one batch of images into the shared output; only the statistics travel back.</summary>
+    public static ImageStats[] Process(int batch, int batchSize, int count)
+    {
+        var bytes = _shape.Bytes;
+        var first = batch * batchSize;
+        var stats = new ImageStats[Math.Min(batchSize, count - first)];
+        for (var k = 0; k < stats.Length; k++)
         {
-            var first = (nextBatch.Add(1) - 1) * batchSize;
-            if (first >= count) return;
-            for (var i = first; i < Math.Min(first + batchSize, count); i++)
-            {
-                stats[i] = Transform.Run(input.Span.Slice(i * shape.Bytes, shape.Bytes), output.Span.Slice(i * shape.Bytes, shape.Bytes), shape);
-                finished.Add(1);
-            }
+            var i = first + k;
+            stats[k] = Transform.Run(_input!.Span.Slice(i * bytes, bytes), _output!.Span.Slice(i * bytes, bytes), _shape);
         }
-    }) { Name = name };
+        return stats;
+    }
 }

@@ -55,11 +55,6 @@ internal static class Spawner
         info.Environment[WorkerEnvironment.Token] = token;
         info.Environment[WorkerEnvironment.ParentPid] = Environment.ProcessId.ToString();
         info.Environment[WorkerEnvironment.Name] = name;
-        // A worker runs the same few methods hot from its first call: promote them to optimized code
-        // after 30 calls at once rather than after the runtime's usual 100 ms of calm (which a busy
-        // worker never has), and without the instrumented tier that profile-guided optimization adds.
-        info.Environment["DOTNET_TieredPGO"] = "0";
-        info.Environment["DOTNET_TC_CallCountingDelayMs"] = "0";
 
         // PR_SET_PDEATHSIG follows the thread that forked the child: if a thread-pool thread started
         // it, the child would die when that thread retires. One long-lived thread starts every child.
