@@ -67,7 +67,25 @@ catch (WorkerCrashedException e)
 }
 Console.WriteLine($"  and the pool still works: {pool.Apply(() => 6 * 7)}");
 
-// 7. A manager: Python's Manager() with a dict and a lock shared by four processes.
+// 7. Shared memory: ten processes each write their own slot of one array; nothing is copied.
+Section("Shared memory: ten processes write their own index of one SharedArray<double>");
+using (var squaresOf = SharedArray<double>.Create(10))
+using (var counter = SharedValue<long>.Create(0))
+using (var totalLock = new ProcessLock())
+{
+    var writers = Enumerable.Range(0, 10).Select(i => new WorkerProcess(() =>
+    {
+        squaresOf[i] = Math.Sqrt(i);                          // the array arrives attached to the same memory
+        for (var k = 0; k < 1000; k++)
+            using (totalLock.Acquire()) counter.Value += 1;   // a plain read-modify-write, made safe by a futex lock
+    })).ToList();
+    writers.ForEach(w => w.Start());
+    writers.ForEach(w => w.Join());
+    Console.WriteLine($"  sqrt(i) written by process i: {string.Join(", ", squaresOf.Span.ToArray().Select(v => v.ToString("0.00")))}");
+    Check(counter.Value == 10_000, $"10 processes x 1,000 locked increments = {counter.Value:N0}");
+}
+
+// 8. A manager: Python's Manager() with a dict and a lock shared by four processes.
 Section("A manager: 4 processes x 1,000 increments under a manager lock");
 await using (var manager = await Manager.StartAsync())
 {
