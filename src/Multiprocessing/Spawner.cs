@@ -35,22 +35,7 @@ internal static class Spawner
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
         var connected = listener.Expect(token);
 
-        var info = new ProcessStartInfo(spec.Host)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = false,
-        };
-        info.ArgumentList.Add("exec");
-        info.ArgumentList.Add("--runtimeconfig");
-        info.ArgumentList.Add(spec.RuntimeConfig);
-        if (spec.DepsFile is not null)
-        {
-            info.ArgumentList.Add("--depsfile");
-            info.ArgumentList.Add(spec.DepsFile);
-        }
-        info.ArgumentList.Add(spec.WorkerDll);
+        var info = spec.StartInfo(redirectInput: false);
         info.Environment[WorkerEnvironment.Socket] = listener.Path;
         info.Environment[WorkerEnvironment.Token] = token;
         info.Environment[WorkerEnvironment.ParentPid] = Environment.ProcessId.ToString();
@@ -113,6 +98,28 @@ internal static class Spawner
     /// <summary>What to run: the host, the application's runtime files, and the worker entry assembly.</summary>
     internal sealed record LaunchSpec(string Host, string RuntimeConfig, string? DepsFile, string WorkerDll)
     {
+        /// <summary>The worker host's command line, with stdout and stderr (and optionally stdin) redirected.</summary>
+        public ProcessStartInfo StartInfo(bool redirectInput)
+        {
+            var info = new ProcessStartInfo(Host)
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                RedirectStandardInput = redirectInput,
+            };
+            info.ArgumentList.Add("exec");
+            info.ArgumentList.Add("--runtimeconfig");
+            info.ArgumentList.Add(RuntimeConfig);
+            if (DepsFile is not null)
+            {
+                info.ArgumentList.Add("--depsfile");
+                info.ArgumentList.Add(DepsFile);
+            }
+            info.ArgumentList.Add(WorkerDll);
+            return info;
+        }
+
         public string Describe() => $"{Host} exec --runtimeconfig {RuntimeConfig}{(DepsFile is null ? "" : " --depsfile " + DepsFile)} {WorkerDll}";
 
         public static LaunchSpec Resolve()

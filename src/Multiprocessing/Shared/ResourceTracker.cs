@@ -76,23 +76,8 @@ internal static class ResourceTracker
     private static void StartTracker()
     {
         var spec = Spawner.Launch;
-        var info = new ProcessStartInfo(spec.Host)
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            // Not inherited: a tracker holding the parent's stdout would keep a reader of that pipe waiting for its end.
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        info.ArgumentList.Add("exec");
-        info.ArgumentList.Add("--runtimeconfig");
-        info.ArgumentList.Add(spec.RuntimeConfig);
-        if (spec.DepsFile is not null)
-        {
-            info.ArgumentList.Add("--depsfile");
-            info.ArgumentList.Add(spec.DepsFile);
-        }
-        info.ArgumentList.Add(spec.WorkerDll);
+        // stdout and stderr are redirected, not inherited: a tracker holding the parent's stdout would keep a reader of that pipe waiting for its end.
+        var info = spec.StartInfo(redirectInput: true);
         info.Environment[ModeVariable] = "1";
         foreach (var variable in new[] { WorkerEnvironment.Socket, WorkerEnvironment.Token, WorkerEnvironment.ParentPid, WorkerEnvironment.Name })
             info.Environment.Remove(variable);
