@@ -424,12 +424,23 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             workers = _workers;
         }
         PoolMetrics.TasksSubmitted.Add(items);
+        // A single call goes out on the caller's thread (the latency of Apply is one hop shorter);
+        // bulk work goes through the workers' writer threads, so the caller never waits on a full socket.
         foreach (var w in workers)
-            if (w is not null) Dispatch(w);
+        {
+            if (w is null) continue;
+            if (chunks.Count == 1) Dispatch(w);
+            else w.RequestDispatch();
+        }
     }
 
-    /// <summary>Fills the worker's window from the queue and sends; the take and the send are atomic per worker so calls arrive in queue order.</summary>
-    private void Dispatch(PoolWorker worker)
+    /// <summary>
+    /// Fills the worker's window from the queue and sends; the take and the send are atomic per
+    /// worker so calls arrive in queue order. It may block on a full socket, so it never runs on a
+    /// worker's reader thread: a reader that stopped reading could deadlock with a worker that is
+    /// itself blocked writing results.
+    /// </summary>
+    internal void Dispatch(PoolWorker worker)
     {
         lock (worker.SendLock)
         {
@@ -503,7 +514,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             worker.Ready = true;
             _failedStarts = 0;
         }
-        Dispatch(worker);
+        worker.RequestDispatch();
     }
 
     internal void OnInitializerFailed(PoolWorker worker, Exception error)
@@ -557,7 +568,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         }
         if (retireForMemory)
             _logger.LogInformation("Pool {Pool} worker {Name} exceeded MaxMemoryPerChild; replacing it", _poolId, worker.Name);
-        if (refill || retireForMemory) Dispatch(worker);
+        if (refill || retireForMemory) worker.RequestDispatch();
     }
 
     internal void OnWorkerExited(PoolWorker worker, ExitStatus status)
@@ -622,7 +633,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             CheckAllExited();
         }
         foreach (var w in _workers)
-            if (w is not null && w != worker) Dispatch(w);
+            if (w is not null && w != worker) w.RequestDispatch();
     }
 
     private bool AnyWorkInFlightLocked() => _workers.Any(w => w is not null && !w.Gone && w.InFlight.Count > 0);
@@ -754,7 +765,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         }
         if (targets.Count == 0) return;
         foreach (var (w, calls) in targets)
-            lock (w.SendLock) w.SendCancel(calls);
+            w.SendCancel(calls);
         _ = Task.Delay(_options.CancellationGracePeriod).ContinueWith(_ =>
         {
             List<PoolWorker> kill = [];

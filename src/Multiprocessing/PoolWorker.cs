@@ -15,6 +15,10 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
 {
     private readonly HashSet<int> _defined = [];
     private readonly FrameBuffer _outbox = new();
+    private readonly FrameBuffer _controlOutbox = new();
+    private readonly Lock _controlLock = new();
+    private readonly SemaphoreSlim _dispatchSignal = new(0);
+    private int _dispatchRequested;
     private double _averageTicks = -1;
 
     public int Slot { get; } = slot;
@@ -78,6 +82,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
             return;
         }
         pool.OnWorkerStarted(this);
+        new Thread(WriteLoop) { IsBackground = true, Name = $"Multiprocessing {Name} writer" }.Start();
 
         try
         {
@@ -118,6 +123,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
             child.Kill();
         }
         var status = child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : KillAndWait(child);
+        StopWriting();
         pool.OnWorkerExited(this, status);
         child.Dispose();
     }
@@ -154,13 +160,42 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         }
     }
 
-    /// <summary>Asks the worker to signal the cancellation token of these calls. Caller holds <see cref="SendLock"/>.</summary>
+    /// <summary>Asks the worker to signal the cancellation token of these calls (on the control channel, never blocked behind calls).</summary>
     public void SendCancel(IEnumerable<long> callIds)
     {
         var child = Child;
         if (child is null) return;
-        foreach (var id in callIds) Calls.WriteCancel(_outbox, id);
-        child.SendControl(_outbox.WrittenSpan);
-        _outbox.Clear();
+        lock (_controlLock)
+        {
+            foreach (var id in callIds) Calls.WriteCancel(_controlOutbox, id);
+            child.SendControl(_controlOutbox.WrittenSpan);
+            _controlOutbox.Clear();
+        }
+    }
+
+    /// <summary>Asks this worker's writer thread to refill it; cheap, and safe on any thread (the reader's included).</summary>
+    public void RequestDispatch()
+    {
+        if (Interlocked.Exchange(ref _dispatchRequested, 1) == 0) _dispatchSignal.Release();
+    }
+
+    /// <summary>The writer thread: sends whatever the pool has for this worker whenever asked, until the worker is gone.</summary>
+    private void WriteLoop()
+    {
+        while (true)
+        {
+            _dispatchSignal.Wait();
+            if (Volatile.Read(ref _stopWriting)) return;
+            Volatile.Write(ref _dispatchRequested, 0);
+            pool.Dispatch(this);
+        }
+    }
+
+    private bool _stopWriting;
+
+    private void StopWriting()
+    {
+        Volatile.Write(ref _stopWriting, true);
+        _dispatchSignal.Release();
     }
 }

@@ -37,6 +37,18 @@ public class PoolTests
     }
 
     [Fact]
+    public void Large_chunks_both_ways_do_not_deadlock_the_channels()
+    {
+        // Chunks far larger than a socket buffer: parent and worker both write while the other writes.
+        using var pool = NewPool();
+        var items = Enumerable.Range(0, 2_000_000).ToArray();
+        var result = Bounded(pool.MapAsync((int x) => x + 1, items));
+        Assert.Equal(2_000_000, result[^1]);
+        var strings = Bounded(pool.MapAsync((int x) => new string('x', 200) + x, Enumerable.Range(0, 20_000), 2_500));
+        Assert.Equal(new string('x', 200) + "19999", strings[^1]);
+    }
+
+    [Fact]
     public void Map_with_a_closure_strings_and_records()
     {
         using var pool = NewPool();
