@@ -109,7 +109,7 @@ internal static class Bench
 
     public static double BigItems(int count)
     {
-        using var queue = new ProcessQueue<byte[]>(ringBytes: 16 << 20);
+        using var queue = new ProcessQueue<byte[]>(maxSize: 8, ringBytes: 16 << 20); // bounded: a fast producer waits rather than spilling
         using var go = new ProcessEvent();
         var producer = new WorkerProcess(() =>
         {

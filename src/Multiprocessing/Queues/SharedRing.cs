@@ -45,6 +45,7 @@ internal sealed unsafe class SharedRing : IDisposable
     private readonly Dictionary<long, SharedMemory> _segments = [];
     private readonly Lock _segmentsGate = new();
     private ArrayBufferWriter<byte>? _scratch;
+    private long _knownHead;
     private int _registered;
     private int _disposed;
 
@@ -156,7 +157,13 @@ internal sealed unsafe class SharedRing : IDisposable
             return;
         }
         var tail = I64(OffTail);
-        var free = _capacity - (tail - Volatile.Read(ref I64(OffHead)));
+        // A stale head is a safe lower bound (heads only grow): re-read it, touching the consumers' line, only when short of room.
+        var free = _capacity - (tail - _knownHead);
+        if (free < 4096 || free < _capacity / 4)
+        {
+            _knownHead = Volatile.Read(ref I64(OffHead));
+            free = _capacity - (tail - _knownHead);
+        }
         var pos = tail & _mask;
         var toEnd = _capacity - pos;
         var contiguous = Math.Min(toEnd, free);
@@ -167,7 +174,7 @@ internal sealed unsafe class SharedRing : IDisposable
             _writer.Begin(_data + pos + 4, (int)Math.Min(contiguous - 4, int.MaxValue));
             try
             {
-                Serializer.Serialize(_writer, item);
+                Formatter<T>.Serialize(_writer, item);
             }
             catch
             {
@@ -207,7 +214,7 @@ internal sealed unsafe class SharedRing : IDisposable
     {
         var scratch = _scratch ??= new ArrayBufferWriter<byte>(4096);
         scratch.ResetWrittenCount();
-        Serializer.Serialize(scratch, item);
+        Formatter<T>.Serialize(scratch, item);
         return scratch.WrittenSpan;
     }
 
@@ -554,7 +561,7 @@ internal sealed unsafe class SharedRing : IDisposable
         _reader.Reset(payload, length);
         try
         {
-            return Serializer.Deserialize<T>(_reader.Memory);
+            return Formatter<T>.Deserialize(_reader.Memory);
         }
         catch (MessagePackSerializationException e)
         {
@@ -740,7 +747,25 @@ internal sealed unsafe class SharedRing : IDisposable
 
     private static long Align(long n) => (n + 7) & ~7L;
 
-    private static readonly MessagePackObjectSerializer Serializer = new();
+    /// <summary>The default serializer's formatters, called directly: the per-call setup of the facade costs more than a small item.</summary>
+    private static class Formatter<T>
+    {
+        public static readonly MessagePack.Formatters.IMessagePackFormatter<T> Instance =
+            MessagePackObjectSerializer.Options.Resolver.GetFormatterWithVerify<T>();
+
+        public static void Serialize(IBufferWriter<byte> output, T value)
+        {
+            var writer = new MessagePackWriter(output);
+            Instance.Serialize(ref writer, value, MessagePackObjectSerializer.Options);
+            writer.Flush();
+        }
+
+        public static T Deserialize(ReadOnlyMemory<byte> input)
+        {
+            var reader = new MessagePackReader(input);
+            return Instance.Deserialize(ref reader, MessagePackObjectSerializer.Options);
+        }
+    }
 
     /// <summary>An <see cref="IBufferWriter{T}"/> over free ring bytes that moves to the scratch buffer if the item outgrows them.</summary>
     private sealed class RingWriter(SharedRing ring) : IBufferWriter<byte>
