@@ -42,11 +42,13 @@ public class QueueTests
         AssertNoShmLeft(name);
     }
 
-    [Fact]
-    public void Two_producers_times_100000_items_reach_two_consumers_none_lost_or_duplicated()
+    [Theory]
+    [InlineData(64 * 1024)]
+    [InlineData(4096)] // a ring this small spills often while both sides run
+    public void Two_producers_times_100000_items_reach_two_consumers_none_lost_or_duplicated(int ringBytes)
     {
         const int perProducer = 100_000;
-        using var queue = new ProcessQueue<int>(maxSize: 0, ringBytes: 64 * 1024);
+        using var queue = new ProcessQueue<int>(maxSize: 0, ringBytes: ringBytes);
         using var seen = SharedArray<int>.Create(2 * perProducer);
         var producers = Enumerable.Range(0, 2).Select(p => new WorkerProcess(() =>
         {
@@ -324,6 +326,20 @@ public class QueueTests
         Assert.True(elapsed < TimeSpan.FromSeconds(10), $"told only after {elapsed}");
         // Told once: the next wait just times out.
         Assert.False(queue.TryGet(out _, TimeSpan.FromMilliseconds(50)));
+    }
+
+    [Fact]
+    public void Bad_arguments_and_unserializable_items_are_refused_with_a_reason()
+    {
+        var ring = Assert.Throws<ArgumentOutOfRangeException>(() => new ProcessQueue<int>(ringBytes: 100));
+        Assert.Contains("4096", ring.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ProcessQueue<int>(maxSize: -3));
+        using (var ints = new ProcessQueue<int>())
+            Assert.Throws<ArgumentOutOfRangeException>(() => ints.TryPut(1, TimeSpan.FromSeconds(-2)));
+        using var queue = new ProcessQueue<Action>();
+        var e = Assert.Throws<SerializationException>(() => queue.Put(() => { }));
+        Assert.Contains("cannot be an item", e.Message);
+        Assert.Equal(0, queue.Count);
     }
 
     [Fact]
