@@ -106,6 +106,71 @@ await using (var manager = await Manager.StartAsync())
     Check(counter.Value == 4000 && tally["total"] == 4000, $"counter = {counter.Value:N0}, atomic tally = {tally["total"]:N0} ({managerTime.ElapsedMilliseconds} ms)");
 }
 
+// 8. The seed example: four processes each compute for a task id and report (taskId, result) through a queue.
+Section("A queue: four worker processes report (taskId, result)");
+using (var results = new ProcessQueue<(int TaskId, long Result)>())
+{
+    var workers = Enumerable.Range(1, 4).Select(taskId => new WorkerProcess(() =>
+    {
+        results.Put((taskId, Numbers.SumOfSquares(taskId * 1_000_000L, 1_000_000)));
+    }) { Name = $"task-{taskId}" }).ToList();
+    workers.ForEach(w => w.Start());
+    var collected = Enumerable.Range(0, 4).Select(_ => results.Get()).OrderBy(r => r.TaskId).ToList();
+    workers.ForEach(w => w.Join());
+    foreach (var (taskId, result) in collected) Console.WriteLine($"  task {taskId}: {result:N0}");
+    Check(collected.All(r => r.Result == Numbers.SumOfSquares(r.TaskId * 1_000_000L, 1_000_000)), "every task reported its own result");
+}
+
+// 9. A pipeline: a producer process, a consumer process, a JoinableProcessQueue between them, results back on a pipe.
+Section("A pipeline: producer -> JoinableProcessQueue -> consumer -> Pipe");
+using (var work = new JoinableProcessQueue<int>(maxSize: 100))
+{
+    var (resultsEnd, consumerEnd) = Pipe.Create<(int N, int Primes)>(duplex: false);
+    using (resultsEnd)
+    using (consumerEnd)
+    {
+        var pipelineTime = Stopwatch.StartNew();
+        var producer = new WorkerProcess(() =>
+        {
+            for (var n = 1; n <= 20; n++) work.Put(n * 10_000);
+            work.Join();   // returns once the consumer marked every item done
+            work.Close();  // then the consumer's Get throws: the end of the work
+        }) { Name = "producer" };
+        var consumer = new WorkerProcess(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var n = work.Get();
+                    consumerEnd.Send((n, Numbers.CountPrimes(0, n)));
+                    work.TaskDone();
+                }
+            }
+            catch (InvalidOperationException) when (work.IsClosed)
+            {
+                consumerEnd.Close();
+            }
+        }) { Name = "consumer" };
+        producer.Start();
+        consumer.Start();
+        var received = new List<(int N, int Primes)>();
+        try
+        {
+            while (true) received.Add(resultsEnd.Receive());
+        }
+        catch (EndOfStreamException)
+        {
+            // the consumer closed its end: everything has arrived
+        }
+        producer.Join();
+        consumer.Join();
+        Console.WriteLine($"  primes below: {string.Join(", ", received.Take(5).Select(r => $"{r.N:N0} -> {r.Primes:N0}"))}, ...");
+        Check(received.Count == 20 && received.Select(r => r.N).SequenceEqual(Enumerable.Range(1, 20).Select(n => n * 10_000)),
+            $"20 results in order through the pipe ({pipelineTime.ElapsedMilliseconds} ms)");
+    }
+}
+
 Console.WriteLine();
 Console.WriteLine("Tour complete.");
 

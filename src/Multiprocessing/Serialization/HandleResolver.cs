@@ -24,6 +24,7 @@ internal sealed class HandleResolver : IFormatterResolver
     [
         BlittableArrayFormatter<int>.For,
         SharedHandles.FormatterFor,
+        QueueHandles.FormatterFor,
         ProxyHandles.FormatterFor,
     ];
 
