@@ -33,7 +33,7 @@ internal static class WorkerHost
         if (Environment.GetEnvironmentVariable(ResourceTracker.ModeVariable) == "1") return ResourceTracker.Serve();
         var socketPath = Environment.GetEnvironmentVariable(WorkerEnvironment.Socket);
         var token = Environment.GetEnvironmentVariable(WorkerEnvironment.Token);
-        if (socketPath is null || token is null || !int.TryParse(Environment.GetEnvironmentVariable(WorkerEnvironment.ParentPid), out var parentPid))
+        if (socketPath is null || token is null || !int.TryParse(Environment.GetEnvironmentVariable(WorkerEnvironment.ParentPid), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parentPid))
         {
             Console.Error.WriteLine("Multiprocessing.Worker is started by the Multiprocessing library for its worker processes; it is not run by hand.");
             return 2;

@@ -5,6 +5,9 @@ namespace Multiprocessing.Interop;
 /// <summary>Linux system calls through libc.</summary>
 internal sealed partial class LinuxPlatform : IPlatform
 {
+    // The exact soname: "libc" alone sends the loader through several failing guesses (libc.so is a linker script).
+    private const string Libc = "libc.so.6";
+
     private const int PR_SET_PDEATHSIG = 1;
 
     private const int EPERM = 1, ENOENT = 2, EINTR = 4, EAGAIN = 11, EACCES = 13, EEXIST = 17, ETIMEDOUT = 110;
@@ -146,37 +149,37 @@ internal sealed partial class LinuxPlatform : IPlatform
         public long Nanoseconds;
     }
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
 
-    [LibraryImport("libc")]
+    [LibraryImport(Libc)]
     private static partial int getppid();
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial int kill(int pid, int sig);
 
-    [LibraryImport("libc")]
+    [LibraryImport(Libc)]
     private static partial void _exit(int status);
 
     // syscall(2) is variadic; on Linux x86-64 and arm64 integer arguments travel in the same registers either way.
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial nint syscall(nint number, nint a1, nint a2, nint a3, nint a4, nint a5, nint a6);
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags, uint mode);
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial int close(int fd);
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial int ftruncate(int fd, long length);
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial nint mmap(nint address, nuint length, int prot, int flags, int fd, nint offset);
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport(Libc, SetLastError = true)]
     private static partial int munmap(nint address, nuint length);
 
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int unlink(string path);
 }
