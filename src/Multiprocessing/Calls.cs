@@ -55,7 +55,7 @@ internal static class Calls
     }
 
     /// <summary>A call whose function definition (or null when the worker has it) and items were encoded beforehand.</summary>
-    public static void WriteCall(FrameBuffer output, long callId, int functionId, byte[]? definition, byte[] items)
+    public static void WriteCall(FrameBuffer output, long callId, int functionId, byte[]? definition, ReadOnlyMemory<byte> items)
     {
         output.BeginFrame();
         var w = new MessagePackWriter(output);
@@ -65,7 +65,7 @@ internal static class Calls
         w.Write(false);
         if (definition is null) w.WriteNil();
         else w.WriteRaw(definition);
-        w.WriteRaw(items);
+        w.WriteRaw(items.Span);
         w.Flush();
         output.EndFrame();
     }

@@ -137,7 +137,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             var offset = i * size;
             var count = Math.Min(size, all.Length - offset);
-            chunks.Add(new Chunk(job, i, offset, count, Chunk.Serialize(_serializer, all.AsSpan(offset, count).ToArray())));
+            chunks.Add(new Chunk(job, i, offset, count, Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray())));
         }
         Submit(job, chunks, all.Length);
         WatchCancellation(job, cancellationToken);

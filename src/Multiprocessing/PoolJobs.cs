@@ -20,18 +20,18 @@ internal sealed class ShippedFunction(int id, byte[] definition)
 }
 
 /// <summary>A slice of a job's items, serialized once, sent to one worker as one call.</summary>
-internal sealed class Chunk(PoolJob job, int index, int offset, int count, byte[] payload)
+internal sealed class Chunk(PoolJob job, int index, int offset, int count, ReadOnlyMemory<byte> payload)
 {
     public PoolJob Job { get; } = job;
     public int Index { get; } = index;
     public int Offset { get; } = offset;
     public int Count { get; } = count;
-    public byte[] Payload { get; } = payload;
+    public ReadOnlyMemory<byte> Payload { get; } = payload;
     public long CallId { get; set; }
     /// <summary>When this chunk began to run in its worker (it reached the head of the worker's queue).</summary>
     public long StartedTicks { get; set; }
 
-    public static byte[] Serialize<TItem>(ISerializer serializer, TItem[] items)
+    public static ReadOnlyMemory<byte> Serialize<TItem>(ISerializer serializer, TItem[] items)
     {
         var buffer = new ArrayBufferWriter<byte>(64 + items.Length * 4);
         try
@@ -44,7 +44,7 @@ internal sealed class Chunk(PoolJob job, int index, int offset, int count, byte[
                 $"An argument of type {typeof(TItem).FullName} cannot be serialized to travel to a worker process: {e.Message} " +
                 "Pass plain data (numbers, strings, records, arrays, lists) or the library's shared objects.", e);
         }
-        return buffer.WrittenSpan.ToArray();
+        return buffer.WrittenMemory;
     }
 }
 

@@ -5,6 +5,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using MessagePack;
+using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 
@@ -193,7 +194,8 @@ internal static class Spawner
 
         public Listener()
         {
-            _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"multiprocessing-{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
+            SweepFoldersOfDeadParents();
+            _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{FolderPrefix}{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_folder);
             else Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             Path = System.IO.Path.Combine(_folder, "s");
@@ -245,6 +247,32 @@ internal static class Spawner
             catch (Exception)
             {
                 channel.Dispose();
+            }
+        }
+
+        private const string FolderPrefix = "multiprocessing-";
+
+        /// <summary>
+        /// A parent killed with SIGKILL cannot delete its socket folder; the next parent to start
+        /// listening removes the folders whose owner (the pid in the name) no longer exists.
+        /// </summary>
+        private static void SweepFoldersOfDeadParents()
+        {
+            try
+            {
+                foreach (var folder in Directory.EnumerateDirectories(System.IO.Path.GetTempPath(), FolderPrefix + "*"))
+                {
+                    var rest = System.IO.Path.GetFileName(folder)[FolderPrefix.Length..];
+                    var dash = rest.IndexOf('-');
+                    if (dash <= 0 || !int.TryParse(rest.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+                    if (pid == Environment.ProcessId || Platform.Current.ProcessExists(pid)) continue;
+                    try { Directory.Delete(folder, recursive: true); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Sweeping is a courtesy; failing to do it must not stop workers from starting.
             }
         }
 

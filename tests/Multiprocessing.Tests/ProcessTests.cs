@@ -233,6 +233,26 @@ public class ProcessTests
     }
 
     [Fact]
+    public void Socket_folders_of_parents_that_were_killed_are_swept()
+    {
+        using var gone = System.Diagnostics.Process.Start("true")!;
+        gone.WaitForExit();
+        var stale = Path.Combine(Path.GetTempPath(), $"multiprocessing-{gone.Id}-DEADBEEF");
+        Directory.CreateDirectory(stale);
+        // A worker that starts a worker of its own opens a listener, and sweeps on the way.
+        var p = new WorkerProcess(() =>
+        {
+            var inner = new WorkerProcess(() => { });
+            inner.Start();
+            inner.Join(TimeSpan.FromSeconds(60));
+        });
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Null(p.Exception);
+        Assert.False(Directory.Exists(stale), $"{stale} was not swept");
+    }
+
+    [Fact]
     public void Child_dies_within_3_seconds_when_its_parent_is_SIGKILLed()
     {
         var path = TestSupport.TempFile();
