@@ -35,14 +35,16 @@ internal sealed class ChildProcess : IDisposable
         _process = process;
         Name = name;
         Pid = process.Id;
-        _stdoutPump = Pump(process.StandardOutput, Console.Out, keepTail: false);
-        _stderrPump = Pump(process.StandardError, Console.Error, keepTail: true);
+        // Console.Out is looked up per line: it may be redirected after this child (a spare) started.
+        _stdoutPump = Pump(process.StandardOutput, static () => Console.Out, keepTail: false);
+        _stderrPump = Pump(process.StandardError, static () => Console.Error, keepTail: true);
         process.EnableRaisingEvents = true;
         process.Exited += (_, _) => OnProcessExited();
         if (process.HasExited) OnProcessExited();
     }
 
-    public string Name { get; }
+    /// <summary>The name it serves under (a spare is renamed when taken).</summary>
+    public string Name { get; set; }
     public int Pid { get; }
     public MessageChannel Channel => _channel ?? throw new InvalidOperationException("The child has not connected.");
 
@@ -111,7 +113,7 @@ internal sealed class ChildProcess : IDisposable
         });
     }
 
-    private Task Pump(StreamReader from, TextWriter to, bool keepTail) => Task.Run(async () =>
+    private Task Pump(StreamReader from, Func<TextWriter> to, bool keepTail) => Task.Run(async () =>
     {
         try
         {
@@ -125,7 +127,7 @@ internal sealed class ChildProcess : IDisposable
                         _stderrTail.Enqueue(line);
                     }
                 }
-                to.WriteLine(line);
+                to().WriteLine(line);
             }
         }
         catch (Exception)

@@ -73,7 +73,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                 return;
             }
             var init = new FrameBuffer();
-            Calls.WriteInit(init, serializer, initializer);
+            Calls.WriteInit(init, Name, serializer, initializer);
             child.Channel.Send(init.WrittenSpan);
         }
         catch (Exception e)

@@ -97,7 +97,7 @@ public sealed class WorkerProcess
         var frames = new FrameBuffer();
         try
         {
-            Calls.WriteInit(frames, Serializer, initializer: null);
+            Calls.WriteInit(frames, Name, Serializer, initializer: null);
             Calls.WriteCall(frames, callId: 1, functionId: 0, define: true, decidesExitCode: true, _target, Serializer, new[] { false });
             Calls.WriteSimple(frames, MessageKind.Exit);
         }

@@ -9,7 +9,7 @@ internal enum MessageKind : byte
 {
     /// <summary>Worker to parent, first frame after connecting: token, pid.</summary>
     Hello = 1,
-    /// <summary>Parent to worker: serializer type name, worker name, initializer delegate or nil.</summary>
+    /// <summary>Parent to worker: worker name, serializer type name, initializer delegate or nil.</summary>
     Init = 2,
     /// <summary>Worker to parent: initializer done, ready for calls.</summary>
     Ready = 3,
@@ -33,5 +33,4 @@ internal static class WorkerEnvironment
     public const string Socket = "MULTIPROCESSING_SOCKET";
     public const string Token = "MULTIPROCESSING_TOKEN";
     public const string ParentPid = "MULTIPROCESSING_PARENT_PID";
-    public const string Name = "MULTIPROCESSING_NAME";
 }

@@ -38,11 +38,9 @@ internal static class WorkerHost
             Console.Error.WriteLine("Multiprocessing.Worker is started by the Multiprocessing library for its worker processes; it is not run by hand.");
             return 2;
         }
-        var name = Environment.GetEnvironmentVariable(WorkerEnvironment.Name) ?? "worker";
         // Die with the parent; if it already died before we got here, go now.
         Platform.Current.SetParentDeathSignal();
         if (Platform.Current.GetParentProcessId() != parentPid) return 1;
-        Identity = (name, parentPid);
 
         var output = new FrameBuffer();
         var channel = Connect(socketPath, token, role: 0, output);
@@ -51,6 +49,8 @@ internal static class WorkerHost
         if (!channel.TryReceive(out var initFrame)) return 1;
         var init = new MessagePackReader(initFrame);
         if ((MessageKind)init.ReadByte() != MessageKind.Init) return 1;
+        // A spare learns its name only when it is taken.
+        Identity = (init.ReadString() ?? "worker", parentPid);
         ISerializer serializer;
         try
         {

@@ -79,7 +79,7 @@ internal static class ResourceTracker
         // stdout and stderr are redirected, not inherited: a tracker holding the parent's stdout would keep a reader of that pipe waiting for its end.
         var info = spec.StartInfo(redirectInput: true);
         info.Environment[ModeVariable] = "1";
-        foreach (var variable in new[] { WorkerEnvironment.Socket, WorkerEnvironment.Token, WorkerEnvironment.ParentPid, WorkerEnvironment.Name })
+        foreach (var variable in new[] { WorkerEnvironment.Socket, WorkerEnvironment.Token, WorkerEnvironment.ParentPid })
             info.Environment.Remove(variable);
         info.Environment["DOTNET_TieredPGO"] = "0";
         info.Environment["DOTNET_gcConcurrent"] = "0";
