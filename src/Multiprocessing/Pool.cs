@@ -132,14 +132,33 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         var size = chunkSize ?? Math.Max(1, (all.Length + 4 * Processes - 1) / (4 * Processes));
         var chunkCount = (all.Length + size - 1) / size;
         var job = new MapJob<TResult>(Ship(func, cacheable: true), _serializer, all.Length, chunkCount, progress);
-        var chunks = new List<Chunk>(chunkCount);
-        for (var i = 0; i < chunkCount; i++)
+        // Chunks are handed over in growing batches, so workers start on the first ones while the
+        // rest are still being serialized (this matters for many small chunks).
+        var batch = new List<Chunk>();
+        var batchItems = 0;
+        try
         {
-            var offset = i * size;
-            var count = Math.Min(size, all.Length - offset);
-            chunks.Add(new Chunk(job, i, offset, count, Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray())));
+            for (var i = 0; i < chunkCount; i++)
+            {
+                var offset = i * size;
+                var count = Math.Min(size, all.Length - offset);
+                batch.Add(new Chunk(job, i, offset, count, Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray())));
+                batchItems += count;
+                if (batch.Count >= Math.Min(1024, 8 << Math.Min(i / 64, 7)) || i == chunkCount - 1)
+                {
+                    Submit(job, batch, batchItems);
+                    batch = [];
+                    batchItems = 0;
+                }
+            }
         }
-        Submit(job, chunks, all.Length);
+        catch (Exception e)
+        {
+            // What was already handed over must not run on for nothing.
+            job.Abort(e);
+            CancelRunning(job);
+            throw;
+        }
         WatchCancellation(job, cancellationToken);
         return job.Task;
     }
