@@ -11,6 +11,22 @@ public static class WorkerState
     public static void Init(string greeting) => Greeting = greeting;
 }
 
+/// <summary>The default serializer, except that it refuses to write the number 777: a stand-in for an unserializable item.</summary>
+public sealed class PickySerializer : ISerializer
+{
+    private readonly MessagePackObjectSerializer _inner = new();
+
+    public void Serialize<T>(System.Buffers.IBufferWriter<byte> writer, T value)
+    {
+        if (value is int[] numbers && numbers.Contains(777)) throw new NotSupportedException("777 does not travel");
+        _inner.Serialize(writer, value);
+    }
+
+    public T Deserialize<T>(ReadOnlyMemory<byte> data) => _inner.Deserialize<T>(data);
+    public void Serialize(System.Buffers.IBufferWriter<byte> writer, object? value, Type type) => _inner.Serialize(writer, value, type);
+    public object? Deserialize(ReadOnlyMemory<byte> data, Type type) => _inner.Deserialize(data, type);
+}
+
 public class PoolTests
 {
     private static readonly TimeSpan Patience = TestSupport.Patience;
@@ -306,6 +322,15 @@ public class PoolTests
         var e = Assert.Throws<SerializationException>(() => pool.Map((int x) => { stream.WriteByte((byte)x); return x; }, [1, 2]));
         Assert.Contains("stream", e.Message);
         Assert.Equal(1, pool.Apply(() => 1));
+    }
+
+    [Fact]
+    public void An_item_that_cannot_be_serialized_fails_the_map_at_the_call_and_the_pool_goes_on()
+    {
+        using var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2, Serializer = new PickySerializer() });
+        var e = Assert.Throws<SerializationException>(() => pool.Map((int x) => x, Enumerable.Range(0, 1000), chunkSize: 1));
+        Assert.Contains("777 does not travel", e.Message);
+        Assert.Equal(Enumerable.Range(0, 100), Bounded(pool.MapAsync((int x) => x, Enumerable.Range(0, 100), 1)));
     }
 
     [Fact]
