@@ -20,7 +20,7 @@ var atomicRates = new List<double>();
 var totals = new List<int>();
 for (var round = 0; round < Rounds; round++)
 {
-    py.Add(RunPython(Math.Min(dictOps, 20_000), increments));
+    py.Add(BenchSupport.RunCPython("manager_bench.py", Math.Min(dictOps, 20_000).ToString(), increments.ToString()) ?? throw new InvalidOperationException("manager_bench.py failed; see stderr."));
     await using var manager = await Manager.StartAsync();
     var d = manager.Dictionary<int, int>();
     for (var i = 0; i < 1000; i++) d[i] = i; // warm up
@@ -93,16 +93,3 @@ static double Counter(Manager manager, int increments, bool atomic, out int tota
     return Workers * increments / seconds;
 }
 
-static JsonElement RunPython(int dictOps, int increments)
-{
-    var script = Path.Combine(AppContext.BaseDirectory, "manager_bench.py");
-    var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
-    info.ArgumentList.Add(script);
-    info.ArgumentList.Add(dictOps.ToString());
-    info.ArgumentList.Add(increments.ToString());
-    using var process = Process.Start(info) ?? throw new InvalidOperationException("Could not start python3.");
-    var output = process.StandardOutput.ReadToEnd();
-    if (!process.WaitForExit(TimeSpan.FromMinutes(5)) || process.ExitCode != 0)
-        throw new InvalidOperationException($"{script} failed (exit code {(process.HasExited ? process.ExitCode : -1)}).");
-    return JsonDocument.Parse(output.Trim().Split('\n')[^1]).RootElement.Clone();
-}

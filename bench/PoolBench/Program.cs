@@ -8,7 +8,7 @@ using Spectre.Console;
 var reps = args.SkipWhile(a => a != "--reps").Skip(1).Select(int.Parse).FirstOrDefault(5);
 var markdown = args.Contains("--markdown");
 
-var python = RunPython(reps);
+var python = BenchSupport.RunCPython("pool_bench.py", reps.ToString());
 var rows = new List<Row>();
 
 // Pool of 2 started through its first result.
@@ -89,26 +89,6 @@ static double Median(int reps, Func<double> measure)
 {
     var values = Enumerable.Range(0, reps).Select(_ => measure()).Order().ToArray();
     return values[values.Length / 2];
-}
-
-static JsonElement? RunPython(int reps)
-{
-    var script = Path.Combine(AppContext.BaseDirectory, "pool_bench.py");
-    try
-    {
-        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(script);
-        info.ArgumentList.Add(reps.ToString());
-        using var p = Process.Start(info)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(); return null; }
-        return JsonDocument.Parse(output.Result).RootElement;
-    }
-    catch (Exception e)
-    {
-        Console.Error.WriteLine($"CPython comparison unavailable (python3 not runnable: {e.Message}); printing .NET figures only.");
-        return null;
-    }
 }
 
 static void Print(List<Row> rows, JsonElement? python, bool markdown)

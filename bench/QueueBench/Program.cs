@@ -14,7 +14,7 @@ var ours = new Dictionary<string, double>
     ["ping_pong_us"] = Bench.PingPong(Rounds, warmup: 2_000),
     ["big_items_mib_s"] = Bench.BigItems(Mib),
 };
-var python = Bench.RunPython(PythonSmallItems, Rounds, PythonMib);
+var python = BenchSupport.RunCPython("queue_bench.py", "--small", PythonSmallItems.ToString(), "--rounds", Rounds.ToString(), "--mib", PythonMib.ToString());
 
 Console.WriteLine();
 Console.WriteLine($"{"measure",-52} {"Multiprocessing",16} {"CPython " + (python?.GetProperty("python").GetString() ?? "n/a"),16} {"ratio",8}");
@@ -51,7 +51,7 @@ internal static class Bench
         for (var i = 0; i < n; i++)
             if (queue.Get() != i) throw new InvalidOperationException("out of order");
         var rate = n / clock.Elapsed.TotalSeconds;
-        Check(producer);
+        BenchSupport.Check(producer);
         return rate;
     }
 
@@ -76,12 +76,12 @@ internal static class Bench
         Thread.Sleep(500);
         var clock = Stopwatch.StartNew();
         go.Set();
-        foreach (var p in producers) Check(p);
+        foreach (var p in producers) BenchSupport.Check(p);
         queue.Put(-1);
         queue.Put(-1);
         var total = counts.Get() + counts.Get();
         var rate = total / clock.Elapsed.TotalSeconds;
-        foreach (var c in consumers) Check(c);
+        foreach (var c in consumers) BenchSupport.Check(c);
         if (total != 2 * perProducer) throw new InvalidOperationException($"lost items: {total}");
         return rate;
     }
@@ -102,7 +102,7 @@ internal static class Bench
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < rounds; i++) { left.Send(i); left.Receive(); }
             var us = clock.Elapsed.TotalMicroseconds / rounds;
-            Check(echo);
+            BenchSupport.Check(echo);
             return us;
         }
     }
@@ -124,35 +124,8 @@ internal static class Bench
         for (var i = 0; i < count; i++)
             if (queue.Get().Length != 1 << 20) throw new InvalidOperationException("torn item");
         var rate = count / clock.Elapsed.TotalSeconds;
-        Check(producer);
+        BenchSupport.Check(producer);
         return rate;
     }
 
-    public static JsonElement? RunPython(int small, int rounds, int mib)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "queue_bench.py");
-        try
-        {
-            var psi = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(script);
-            foreach (var a in new[] { "--small", small.ToString(), "--rounds", rounds.ToString(), "--mib", mib.ToString() }) psi.ArgumentList.Add(a);
-            using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(); Console.Error.WriteLine("python3 timed out"); return null; }
-            if (p.ExitCode != 0) { Console.Error.WriteLine($"python3 failed: {stderr.Result}"); return null; }
-            return JsonDocument.Parse(stdout.Result).RootElement.Clone();
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            Console.Error.WriteLine("python3 is not on PATH: CPython figures are missing.");
-            return null;
-        }
-    }
-
-    private static void Check(WorkerProcess p)
-    {
-        if (!p.Join(TimeSpan.FromMinutes(2))) { p.Kill(); throw new TimeoutException($"{p.Name} did not finish"); }
-        if (p.Exception is not null) throw new InvalidOperationException($"{p.Name} failed", p.Exception);
-    }
 }

@@ -14,7 +14,7 @@ var ours = new Dictionary<string, double>
     ["lock_uncontended_ns"] = Bench.UncontendedNanoseconds(2_000_000),
     ["share_ms"] = Bench.ShareMilliseconds(shareMib, repeats: 5),
 };
-var python = Bench.RunPython(shareMib);
+var python = BenchSupport.RunCPython("sync_bench.py", "--share-mib", shareMib.ToString());
 
 Console.WriteLine();
 Console.WriteLine($"{"measure",-62} {"Multiprocessing",16} {"CPython " + (python?.GetProperty("python").GetString() ?? "n/a"),16} {"ratio",8}");
@@ -49,7 +49,7 @@ internal static class Bench
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < rounds; i++) { ping.Release(); pong.Acquire(); }
         var us = clock.Elapsed.TotalMicroseconds / rounds;
-        Check(partner);
+        BenchSupport.Check(partner);
         return us;
     }
 
@@ -107,37 +107,9 @@ internal static class Bench
         }
         BitConverter.TryWriteBytes(mailbox.Span[..4], 0);
         request.Release();
-        Check(worker);
+        BenchSupport.Check(worker);
         times.Sort();
         return times[times.Count / 2];
     }
 
-    public static JsonElement? RunPython(int shareMib)
-    {
-        var script = Path.Combine(AppContext.BaseDirectory, "sync_bench.py");
-        try
-        {
-            var psi = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            psi.ArgumentList.Add(script);
-            psi.ArgumentList.Add("--share-mib");
-            psi.ArgumentList.Add(shareMib.ToString());
-            using var p = Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(); Console.Error.WriteLine("python3 timed out"); return null; }
-            if (p.ExitCode != 0) { Console.Error.WriteLine($"python3 failed: {stderr.Result}"); return null; }
-            return JsonDocument.Parse(stdout.Result).RootElement.Clone();
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            Console.Error.WriteLine("python3 is not on PATH: CPython figures are missing.");
-            return null;
-        }
-    }
-
-    private static void Check(WorkerProcess p)
-    {
-        if (!p.Join(TimeSpan.FromMinutes(2))) { p.Kill(); throw new TimeoutException($"{p.Name} did not finish"); }
-        if (p.Exception is not null) throw new InvalidOperationException($"{p.Name} failed", p.Exception);
-    }
 }
