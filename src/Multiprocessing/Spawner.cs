@@ -52,6 +52,7 @@ internal static class Spawner
         {
             if (!spare.HasExited)
             {
+                Volatile.Write(ref _sparesInUse, true);
                 child = spare;
                 child.Name = name;
                 break;
@@ -63,19 +64,35 @@ internal static class Spawner
         return child;
     }
 
+    private static int _replenishScheduled;
+
+    private static bool _sparesInUse;
+
+    /// <summary>
+    /// Tops the spares up. The first time, a little later rather than at once: the workers a process
+    /// starts cold need the cores more than spares do. Once spares are being taken, at once, so a
+    /// program that starts workers one after another keeps finding them.
+    /// </summary>
     private static void Replenish()
     {
-        while (SpareTarget > 0 && Spares.Count + Volatile.Read(ref _sparesStarting) < SpareTarget)
+        if (SpareTarget == 0 || Interlocked.Exchange(ref _replenishScheduled, 1) == 1) return;
+        _ = Task.Delay(Volatile.Read(ref _sparesInUse) ? TimeSpan.Zero : ReplenishDelay).ContinueWith(static _ =>
         {
-            Interlocked.Increment(ref _sparesStarting);
-            new Thread(() =>
+            Volatile.Write(ref _replenishScheduled, 0);
+            while (Spares.Count + Volatile.Read(ref _sparesStarting) < SpareTarget)
             {
-                try { Spares.Enqueue(Start("spare")); }
-                catch (Exception) { /* a spare is an optimization; the next Spawn starts its own */ }
-                finally { Interlocked.Decrement(ref _sparesStarting); }
-            }) { IsBackground = true, Name = "Multiprocessing spare starter" }.Start();
-        }
+                Interlocked.Increment(ref _sparesStarting);
+                new Thread(() =>
+                {
+                    try { Spares.Enqueue(Start("spare")); }
+                    catch (Exception) { /* a spare is an optimization; the next Spawn starts its own */ }
+                    finally { Interlocked.Decrement(ref _sparesStarting); }
+                }) { IsBackground = true, Name = "Multiprocessing spare starter" }.Start();
+            }
+        }, TaskScheduler.Default);
     }
+
+    private static readonly TimeSpan ReplenishDelay = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Starts a new child process and returns once it has connected and said hello.</summary>
     private static ChildProcess Start(string name)

@@ -46,6 +46,7 @@ internal static class WorkerHost
         var channel = Connect(socketPath, token, role: 0, output);
         var control = Connect(socketPath, token, role: 1, output);
 
+        WarmUp();
         if (!channel.TryReceive(out var initFrame)) return 1;
         var init = new MessagePackReader(initFrame);
         if ((MessageKind)init.ReadByte() != MessageKind.Init) return 1;
@@ -70,6 +71,35 @@ internal static class WorkerHost
 
         new Thread(() => WatchControl(control)) { IsBackground = true, Name = "Multiprocessing worker control" }.Start();
         return ServeCalls(channel, output, serializer);
+    }
+
+    /// <summary>
+    /// Runs the path of a first call once on dummy data: ship and rebuild a delegate, serialize its
+    /// arguments and results, invoke it. A spare worker does this while it waits to be taken, so the
+    /// first real call finds the code compiled (as Python's forkserver preloads modules); a worker
+    /// started on demand would compile the same code for its first call anyway.
+    /// </summary>
+    private static void WarmUp()
+    {
+        try
+        {
+            var serializer = new MessagePackObjectSerializer();
+            Func<int, int> increment = static x => x + 1;
+            var definition = ShippedFunction.Encode(increment, serializer);
+            var reader = new MessagePackReader(definition);
+            var rebuilt = DelegateShipper.Read(ref reader, serializer);
+            var output = new FrameBuffer();
+            Invoker.For(rebuilt.GetType()).Run(rebuilt, Chunk.Serialize(serializer, new[] { 1, 2 }), output, serializer);
+            _ = serializer.Deserialize<int[]>(output.WrittenSpan.ToArray());
+            output.Clear();
+            Invoker.For(typeof(Func<bool>)).Run((Func<bool>)(static () => true), Chunk.Serialize(serializer, new[] { false }), output, serializer);
+            _ = serializer.Deserialize<bool[]>(output.WrittenSpan.ToArray());
+            Write(output, MessageKind.Error, (ref MessagePackWriter w) => ExceptionShipper.Write(ref w, new InvalidOperationException("warm-up")));
+        }
+        catch (Exception)
+        {
+            // Only an optimization: the real first call compiles whatever this did not.
+        }
     }
 
     private static MessageChannel Connect(string socketPath, string token, int role, FrameBuffer scratch)
