@@ -83,7 +83,9 @@ internal sealed class ChildProcess : IDisposable
 
     public void Signal(int signal)
     {
-        if (!HasExited) Platform.Current.SendSignal(Pid, signal);
+        // The process object knows at once when the child was reaped (our exit task waits for its output too):
+        // never signal a pid that may already belong to another process.
+        if (!HasExited && !_process.HasExited) Platform.Current.SendSignal(Pid, signal);
     }
 
     /// <summary>Closes the channel; a child blocked reading it sees end of stream and exits.</summary>

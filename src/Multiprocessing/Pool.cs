@@ -611,7 +611,8 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             // Chunks that had not started go back to the front of the queue, in order, unless the pool is stopping.
             if (stopped is null)
                 for (var i = lost.Count - 1; i >= 1; i--) _queue.AddFirst(lost[i]);
-            replace = _state == State.Running || (_state == State.Closed && (_queue.Count > 0 || AnyWorkInFlightLocked()));
+            // After Close, a worker is replaced only while queued work needs it (a crash requeues its chunks).
+            replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
             if (!worker.Ready && _state == State.Running && reason == KillReason.None) replace = ++_failedStarts < 3;
         }
         var clean = status is { Code: 0, Signal: null } && lost.Count == 0 && worker.ExitSent;
@@ -655,8 +656,6 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             if (w is not null && w != worker) w.RequestDispatch();
     }
 
-    private bool AnyWorkInFlightLocked() => _workers.Any(w => w is not null && !w.Gone && w.InFlight.Count > 0);
-
     private void StartWorker(int slot, bool replacing)
     {
         var worker = new PoolWorker(this, slot, $"Pool{_poolId}-Worker{Interlocked.Increment(ref _workerCounter)}");
@@ -698,6 +697,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         }
         foreach (var c in pending) c.Job.Abort(reason);
         foreach (var child in alive) child.Kill();
+        _timeoutTimer?.Dispose();
         CheckAllExited();
         _ = Task.Run(async () =>
         {
@@ -716,9 +716,11 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             _brokenBy = error;
         }
         TerminateCore(error);
-        foreach (var w in _workers)
-            if (w is not null)
-                foreach (var c in w.InFlight.ToArray()) c.Job.Abort(error);
+        List<Chunk> held = [];
+        lock (_lock)
+            foreach (var w in _workers)
+                if (w is not null) held.AddRange(w.InFlight);
+        foreach (var c in held) c.Job.Abort(error);
     }
 
     private void EnforceTimeouts()

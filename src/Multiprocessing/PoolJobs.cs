@@ -121,7 +121,14 @@ internal sealed class MapJob<TResult> : PoolJob, IHasTask
         catch (Exception e) { OnFailure(chunk, e); return; }
         values.CopyTo(_results, chunk.Offset);
         var done = Interlocked.Add(ref _completedItems, chunk.Count);
-        _progress?.Report(new MapProgress(done, _results.Length));
+        try
+        {
+            _progress?.Report(new MapProgress(done, _results.Length));
+        }
+        catch (Exception)
+        {
+            // A progress callback that throws must not take a worker's reader thread (and the results) with it.
+        }
         if (Interlocked.Decrement(ref _remainingChunks) == 0) Complete();
     }
 

@@ -78,6 +78,11 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         }
         catch (Exception e)
         {
+            if (Child is { } started)
+            {
+                started.Kill();
+                started.Dispose();
+            }
             pool.OnWorkerFailedToStart(this, e);
             return;
         }
@@ -117,9 +122,11 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                 }
             }
         }
-        catch (Exception e) when (e is InvalidDataException or MessagePackSerializationException)
+        catch (Exception e)
         {
-            pool.Log(e, "Worker {Name} (pid {Pid}) sent a corrupt frame; killing it", Name, Pid);
+            // Nothing may escape a reader thread (it would end the parent): a corrupt frame, or a
+            // failure while delivering a result, ends this worker and its work is failed or requeued.
+            pool.Log(e, "Worker {Name} (pid {Pid}): {Error}; killing it", Name, Pid, e.Message);
             child.Kill();
         }
         var status = child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : KillAndWait(child);

@@ -118,8 +118,17 @@ public sealed class WorkerProcess
         }
         _pid = _child.Pid;
         Children[this] = 0;
-        _child.Channel.Send(frames.WrittenSpan);
-        new Thread(() => Watch(_child)) { IsBackground = true, Name = $"Multiprocessing {Name} watcher" }.Start();
+        var child = _child;
+        // Watch first: if the send below fails, the watcher still sees the end and completes Join.
+        new Thread(() => Watch(child)) { IsBackground = true, Name = $"Multiprocessing {Name} watcher" }.Start();
+        try
+        {
+            child.Channel.Send(frames.WrittenSpan);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            child.Kill();
+        }
     }
 
     /// <summary>Waits until the process exits. Returns false if <paramref name="timeout"/> passed first (null waits without limit).</summary>

@@ -181,7 +181,7 @@ internal static class WorkerHost
         }
         try
         {
-            if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
+            // The definition is registered before anything else: the parent counts it as sent even if this call is skipped.
             Delegate target;
             if (reader.TryReadNil()) target = functions[funcId];
             else
@@ -189,6 +189,7 @@ internal static class WorkerHost
                 target = DelegateShipper.Read(ref reader, serializer);
                 if (funcId != 0) functions[funcId] = target;
             }
+            if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
             var items = frame[(int)reader.Consumed..];
             output.BeginFrame();
             var header = new MessagePackWriter(output);
