@@ -6,13 +6,14 @@ namespace Multiprocessing;
 internal static class Calls
 {
     /// <summary>The first frame a child receives: how to deserialize, and what to run once before any call.</summary>
-    public static void WriteInit(FrameBuffer output, string name, ISerializer serializer, Delegate? initializer)
+    public static void WriteInit(FrameBuffer output, string name, ISerializer serializer, Delegate? initializer, string? statusName = null)
     {
         try
         {
             WorkerHost.Write(output, MessageKind.Init, (ref MessagePackWriter w) =>
             {
                 w.Write(name);
+                w.Write(statusName);
                 w.Write(DelegateShipper.TypeName(serializer.GetType()));
                 if (initializer is null) w.WriteNil();
                 else DelegateShipper.Write(ref w, initializer, serializer);

@@ -476,7 +476,6 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
                     var chunk = node.Value;
                     if (chunk.Job.Finished) continue;
                     chunk.CallId = ++_nextCallId;
-                    if (worker.InFlight.Count == 0) chunk.StartedTicks = Stopwatch.GetTimestamp();
                     worker.InFlight.Enqueue(chunk);
                     worker.Assigned++;
                     (take ??= []).Add(chunk);
@@ -565,7 +564,6 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             if (!worker.InFlight.TryDequeue(out chunk!) || chunk.CallId != callId)
                 throw new InvalidDataException($"Worker {worker.Name} answered call {callId} out of order.");
-            if (worker.InFlight.TryPeek(out var next)) next.StartedTicks = Stopwatch.GetTimestamp();
             worker.RecordElapsed(elapsedTicks / Math.Max(1, chunk.Count) * chunk.Count);
             if (_options.MaxMemoryPerChild is { } limit && !worker.Retiring && MemoryOf(worker.Pid) > limit)
             {
@@ -596,6 +594,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         bool replace;
         KillReason reason;
         Exception? stopped;
+        Chunk? running;
         lock (_lock)
         {
             worker.Gone = true;
@@ -608,9 +607,15 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
                 State.Broken => _brokenBy,
                 _ => null,
             };
-            // Chunks that had not started go back to the front of the queue, in order, unless the pool is stopping.
+            // The worker wrote down which call it was running: that one fails. The others (not started,
+            // or finished with their results still batched in the worker) go back to the front of the
+            // queue, in order, unless the pool is stopping.
+            var runningCall = worker.Status.Read().CallId;
+            var runningIndex = lost.FindIndex(c => c.CallId == runningCall);
+            running = runningIndex >= 0 ? lost[runningIndex] : null;
             if (stopped is null)
-                for (var i = lost.Count - 1; i >= 1; i--) _queue.AddFirst(lost[i]);
+                for (var i = lost.Count - 1; i >= 0; i--)
+                    if (i != runningIndex) _queue.AddFirst(lost[i]);
             // After Close, a worker is replaced only while queued work needs it (a crash requeues its chunks).
             replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
             if (!worker.Ready && _state == State.Running && reason == KillReason.None) replace = ++_failedStarts < 3;
@@ -619,7 +624,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         if (lost.Count > 0)
         {
             PoolMetrics.TasksRunning.Add(-lost.Sum(c => c.Count));
-            var failed = stopped is null ? lost.Take(1) : lost;
+            var failed = stopped is not null ? lost : running is not null ? [running] : [];
             var error = stopped ?? reason switch
             {
                 KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Name} (pid {worker.Pid}) was killed and replaced."),
@@ -733,8 +738,9 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             foreach (var w in _workers)
             {
-                if (w is null || w.Gone || w.KillReason != KillReason.None || !w.InFlight.TryPeek(out var head)) continue;
-                if (now - head.StartedTicks <= limit) continue;
+                if (w is null || w.Gone || w.KillReason != KillReason.None) continue;
+                var (call, since) = w.Status.Read();
+                if (call == 0 || now - since <= limit) continue;
                 w.KillReason = KillReason.Timeout;
                 (kill ??= []).Add(w);
             }
@@ -794,7 +800,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             {
                 foreach (var (w, calls) in targets)
                 {
-                    if (w.Gone || !w.InFlight.TryPeek(out var head) || head.Job != job || w.KillReason != KillReason.None) continue;
+                    if (w.Gone || w.KillReason != KillReason.None || !calls.Contains(w.Status.Read().CallId)) continue;
                     w.KillReason = KillReason.Cancelled;
                     kill.Add(w);
                 }

@@ -28,8 +28,6 @@ internal sealed class Chunk(PoolJob job, int index, int offset, int count, ReadO
     public int Count { get; } = count;
     public ReadOnlyMemory<byte> Payload { get; } = payload;
     public long CallId { get; set; }
-    /// <summary>When this chunk began to run in its worker (it reached the head of the worker's queue).</summary>
-    public long StartedTicks { get; set; }
 
     public static ReadOnlyMemory<byte> Serialize<TItem>(ISerializer serializer, TItem[] items)
     {

@@ -24,6 +24,9 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
     public int Slot { get; } = slot;
     public string Name { get; } = name;
     public ChildProcess? Child { get; set; }
+
+    /// <summary>Which call the worker is running, written by the worker itself (see <see cref="WorkerStatus"/>).</summary>
+    public WorkerStatus Status { get; } = WorkerStatus.Create();
     public int Pid => Child?.Pid ?? 0;
 
     /// <summary>Guards sending; taken before the pool's lock, never after it.</summary>
@@ -70,10 +73,12 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                 child.Exited.Wait(TimeSpan.FromSeconds(10));
                 child.Dispose();
                 pool.OnWorkerExited(this, new ExitStatus(null, 9));
+                Status.Unlink();
+                Status.Dispose();
                 return;
             }
             var init = new FrameBuffer();
-            Calls.WriteInit(init, Name, serializer, initializer);
+            Calls.WriteInit(init, Name, serializer, initializer, Status.Name);
             child.Channel.Send(init.WrittenSpan);
         }
         catch (Exception e)
@@ -83,6 +88,8 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                 started.Kill();
                 started.Dispose();
             }
+            Status.Unlink();
+            Status.Dispose();
             pool.OnWorkerFailedToStart(this, e);
             return;
         }
@@ -98,6 +105,7 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
                 switch (kind)
                 {
                     case MessageKind.Ready:
+                        Status.Unlink(); // both sides have it mapped now
                         pool.OnWorkerReady(this);
                         break;
                     case MessageKind.InitFailed:
@@ -133,6 +141,8 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         StopWriting();
         pool.OnWorkerExited(this, status);
         child.Dispose();
+        Status.Unlink();
+        Status.Dispose();
     }
 
     private static ExitStatus KillAndWait(ChildProcess child)

@@ -9,7 +9,7 @@ internal enum MessageKind : byte
 {
     /// <summary>Worker to parent, first frame after connecting: token, pid.</summary>
     Hello = 1,
-    /// <summary>Parent to worker: worker name, serializer type name, initializer delegate or nil.</summary>
+    /// <summary>Parent to worker: worker name, status block name or nil (see WorkerStatus), serializer type name, initializer delegate or nil.</summary>
     Init = 2,
     /// <summary>Worker to parent: initializer done, ready for calls.</summary>
     Ready = 3,

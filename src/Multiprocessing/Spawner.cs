@@ -339,6 +339,20 @@ internal static class Spawner
             {
                 // Sweeping is a courtesy; failing to do it must not stop workers from starting.
             }
+            try
+            {
+                // A pool's status blocks (WorkerStatus) of a parent killed before its workers were ready.
+                foreach (var block in Directory.EnumerateFiles("/dev/shm", "mpstatus_*"))
+                {
+                    var parts = System.IO.Path.GetFileName(block).Split('_');
+                    if (parts.Length == 3 && int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+                        && pid != Environment.ProcessId && !Platform.Current.ProcessExists(pid))
+                        File.Delete(block);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
         }
 
         /// <summary>A child's two connections: calls and results on one, cancellation on the other.</summary>

@@ -24,6 +24,9 @@ internal static class WorkerHost
     // Calls cancelled before they started: answered without being run.
     private static readonly ConcurrentDictionary<long, bool> CancelledEarly = new();
 
+    // Where a pool worker tells its parent which call it is running (null for a WorkerProcess).
+    private static WorkerStatus? _status;
+
     /// <summary>The cancellation token of the call running on this thread, in a worker.</summary>
     [ThreadStatic] internal static CancellationToken CurrentToken;
 
@@ -52,9 +55,11 @@ internal static class WorkerHost
         if ((MessageKind)init.ReadByte() != MessageKind.Init) return 1;
         // A spare learns its name only when it is taken.
         Identity = (init.ReadString() ?? "worker", parentPid);
+        var statusName = init.ReadString();
         ISerializer serializer;
         try
         {
+            if (statusName is not null) _status = WorkerStatus.Attach(statusName);
             serializer = (ISerializer)Activator.CreateInstance(DelegateShipper.ResolveType(init.ReadString()!))!;
             if (!init.TryReadNil()) DelegateShipper.Read(ref init, serializer).DynamicInvoke();
         }
@@ -200,6 +205,7 @@ internal static class WorkerHost
             header = new MessagePackWriter(output);
             header.WriteInt64(0); // patched below: WriteInt64 always takes 9 bytes
             header.Flush();
+            _status?.Begin(callId);
             Invoker.For(target.GetType()).Run(target, items, output, serializer);
             System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(output.Written(elapsedAt + 1, 8), Stopwatch.GetTimestamp() - started);
             output.EndFrame();
@@ -219,6 +225,7 @@ internal static class WorkerHost
         }
         finally
         {
+            _status?.End();
             lock (RunningLock) _runningCall = -1;
             CurrentToken = default;
         }

@@ -224,6 +224,26 @@ public class PoolTests
     }
 
     [Fact]
+    public void A_timeout_or_crash_is_charged_to_the_call_that_was_running_not_to_a_finished_one()
+    {
+        // One worker, so both calls land in it: the first finishes (its result may still be batched
+        // in the worker) while the second hangs or crashes.
+        var starts = TestSupport.TempFile();
+        using var pool = NewPool(processes: 1, taskTimeout: TimeSpan.FromSeconds(3));
+        var fast = pool.ApplyAsync(() => 1);
+        var hang = pool.ApplyAsync((string path) => { File.AppendAllText(path, "start\n"); Thread.Sleep(60_000); return 2; }, starts);
+        Assert.Equal(1, Bounded(fast));
+        Assert.Throws<TimeoutException>(() => Bounded(hang));
+        var fast2 = pool.ApplyAsync(() => 3);
+        var crash = pool.ApplyAsync(() => { Environment.FailFast("crash after a finished call"); return 4; });
+        Assert.Equal(3, Bounded(fast2));
+        Assert.Throws<WorkerCrashedException>(() => Bounded(crash));
+        Assert.Equal(5, pool.Apply(() => 5));
+        Assert.Single(File.ReadAllLines(starts)); // the hanging call ran once, it was not requeued
+        File.Delete(starts);
+    }
+
+    [Fact]
     public void Terminate_with_long_tasks_running_returns_within_seconds_and_fails_pending_work()
     {
         var pool = NewPool();

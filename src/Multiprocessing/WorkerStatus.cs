@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Multiprocessing.Interop;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// Sixteen bytes of shared memory between a pool worker and its parent: the call the worker is
+/// running (0 between calls) and since when. The worker writes it before and after each call,
+/// with no system call, so the parent always knows which call a crash or a timeout belongs to,
+/// even while finished results are still batched in the worker. The block is unlinked as soon as
+/// both sides have mapped it, so nothing is left in /dev/shm whatever happens next.
+/// </summary>
+internal sealed unsafe class WorkerStatus : IDisposable
+{
+    private readonly Mapping _mapping;
+    private int _disposed;
+
+    private WorkerStatus(Mapping mapping) => _mapping = mapping;
+
+    public string Name => _mapping.Name;
+
+    private long* Words => (long*)_mapping.Address;
+
+    public static WorkerStatus Create() =>
+        new(Mappings.Create($"mpstatus_{Environment.ProcessId}_{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}", 2 * sizeof(long)));
+
+    public static WorkerStatus Attach(string name) => new(Mappings.Attach(name));
+
+    /// <summary>Removes the name; both mappings stay valid.</summary>
+    public void Unlink() => Platform.Current.UnlinkSharedMemory(Name);
+
+    /// <summary>In the worker: a call starts (the time first, so a reader that sees the id sees its time).</summary>
+    public void Begin(long callId)
+    {
+        Volatile.Write(ref Words[1], Stopwatch.GetTimestamp());
+        Volatile.Write(ref Words[0], callId);
+    }
+
+    /// <summary>In the worker: no call is running.</summary>
+    public void End() => Volatile.Write(ref Words[0], 0);
+
+    /// <summary>In the parent: the running call (0 for none) and its start, in <see cref="Stopwatch"/> ticks (one clock for all processes on Linux).</summary>
+    public (long CallId, long Since) Read()
+    {
+        var id = Volatile.Read(ref Words[0]);
+        return (id, Volatile.Read(ref Words[1]));
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) Mappings.Release(_mapping);
+    }
+}
