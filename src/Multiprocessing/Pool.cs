@@ -205,6 +205,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             finally
             {
                 feeder.Dispose();
+                job.Stop();
                 CancelRunning(job);
             }
         }
@@ -228,6 +229,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         finally
         {
             feeder.Dispose();
+            job.Stop();
             CancelRunning(job);
         }
     }
@@ -445,11 +447,11 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         PoolMetrics.TasksSubmitted.Add(items);
         // A single call goes out on the caller's thread (the latency of Apply is one hop shorter);
         // bulk work goes through the workers' writer threads, so the caller never waits on a full socket.
-        foreach (var w in workers)
+        // Idle workers first, so a single call does not queue behind a long one.
+        foreach (var w in workers.Where(w => w is not null).OrderBy(w => w!.InFlight.Count))
         {
-            if (w is null) continue;
-            if (chunks.Count == 1) Dispatch(w);
-            else w.RequestDispatch();
+            if (chunks.Count == 1) Dispatch(w!, onCallerThread: true);
+            else w!.RequestDispatch();
         }
     }
 
@@ -459,9 +461,16 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     /// worker's reader thread: a reader that stopped reading could deadlock with a worker that is
     /// itself blocked writing results.
     /// </summary>
-    internal void Dispatch(PoolWorker worker)
+    internal void Dispatch(PoolWorker worker, bool onCallerThread = false)
     {
-        lock (worker.SendLock)
+        // A caller never waits behind a writer thread that may be stuck on a full socket: it hands over.
+        if (onCallerThread && !worker.SendLock.TryEnter())
+        {
+            worker.RequestDispatch();
+            return;
+        }
+        if (!onCallerThread) worker.SendLock.Enter();
+        try
         {
             List<Chunk>? take = null;
             bool thenExit;
@@ -488,6 +497,10 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             if (take is not null)
                 PoolMetrics.TasksRunning.Add(take.Sum(c => c.Count));
             if (take is not null || thenExit) worker.Send(take ?? [], thenExit);
+        }
+        finally
+        {
+            worker.SendLock.Exit();
         }
     }
 

@@ -76,6 +76,18 @@ public class PoolTests
     }
 
     [Fact]
+    public void A_capture_used_only_inside_an_iterator_local_function_travels()
+    {
+        using var pool = NewPool();
+        var factor = 3;
+        IEnumerable<int> Multiples(int n)
+        {
+            for (var k = 0; k < n; k++) yield return k * factor;
+        }
+        Assert.Equal([0, 3, 9, 18], pool.Map((int n) => Multiples(n).Sum(), [1, 2, 3, 4]));
+    }
+
+    [Fact]
     public void Starmap_and_apply_with_zero_to_four_arguments()
     {
         using var pool = NewPool();

@@ -34,7 +34,8 @@ internal static class ClosureFields
 
     private static bool Walk(MethodBase method, HashSet<(Type, string)> used, HashSet<MethodBase> visited, int depth)
     {
-        if (!visited.Add(method) || depth > 16) return true;
+        if (!visited.Add(method)) return true;
+        if (depth > 16) return false;
         byte[]? il;
         try { il = method.GetMethodBody()?.GetILAsByteArray(); }
         catch (Exception) { return false; }
@@ -72,6 +73,9 @@ internal static class ClosureFields
                 {
                     // Lambdas and local functions that this one calls or creates use captures too.
                     var callee = method.Module.ResolveMethod(BitConverter.ToInt32(il, i), typeArgs, methodArgs);
+                    // An iterator or async local function runs in a state machine whose MoveNext reads the
+                    // captures later; rather than follow it, ship every field.
+                    if (callee?.DeclaringType?.Name is { } owner && (owner.Contains(">d__", StringComparison.Ordinal) || owner.EndsWith(">d", StringComparison.Ordinal))) return false;
                     if (callee is not null && IsCompilerGenerated(callee) && !Walk(callee, used, visited, depth + 1)) return false;
                 }
             }
