@@ -74,5 +74,7 @@ internal static class Calls
 
     public static void WriteSimple(FrameBuffer output, MessageKind kind) => WorkerHost.Write(output, kind, static (ref MessagePackWriter _) => { });
 
+    public static void WriteForget(FrameBuffer output, int functionId) => WorkerHost.Write(output, MessageKind.Forget, (ref MessagePackWriter w) => w.Write(functionId));
+
     public static void WriteCancel(FrameBuffer output, long callId) => WorkerHost.Write(output, MessageKind.Cancel, (ref MessagePackWriter w) => w.Write(callId));
 }

@@ -131,7 +131,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         var all = items as TItem[] ?? items.ToArray();
         var size = chunkSize ?? Math.Max(1, (all.Length + 4 * Processes - 1) / (4 * Processes));
         var chunkCount = (all.Length + size - 1) / size;
-        var job = new MapJob<TResult>(Ship(func, cacheable: true), _serializer, all.Length, chunkCount, progress);
+        var job = Forgettable(new MapJob<TResult>(Ship(func, cacheable: true), _serializer, all.Length, chunkCount, progress));
         // Chunks are handed over in growing batches, so workers start on the first ones while the
         // rest are still being serialized (this matters for many small chunks).
         var batch = new List<Chunk>();
@@ -254,7 +254,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(items);
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunkSize must be at least 1.");
         ThrowIfNotAccepting();
-        var job = new StreamJob<TResult>(Ship(func, cacheable: true), _serializer, ordered);
+        var job = Forgettable(new StreamJob<TResult>(Ship(func, cacheable: true), _serializer, ordered));
         // Enough chunks ahead to keep every worker's window full, but bounded so an endless input is fine.
         var readAhead = Processes * Math.Max(4, 256 / chunkSize);
         return (job, new StreamFeeder<T, TResult>(this, job, items, chunkSize, readAhead));
@@ -415,8 +415,23 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     private ShippedFunction Ship(Delegate func, bool cacheable)
     {
         if (DelegateShipper.IsStateless(func))
-            return _statelessFunctions.GetOrAdd((func.Method, func.GetType()), _ => new ShippedFunction(Interlocked.Increment(ref _nextFunctionId), ShippedFunction.Encode(func, _serializer)));
+            return _statelessFunctions.GetOrAdd((func.Method, func.GetType()), _ => new ShippedFunction(Interlocked.Increment(ref _nextFunctionId), ShippedFunction.Encode(func, _serializer), shared: true));
         return new ShippedFunction(cacheable ? Interlocked.Increment(ref _nextFunctionId) : 0, ShippedFunction.Encode(func, _serializer));
+    }
+
+    /// <summary>
+    /// A job whose function was shipped for it alone (a closure) tells the workers to drop it when it
+    /// is over, so a long-lived pool does not keep every Map's captured values forever.
+    /// </summary>
+    private TJob Forgettable<TJob>(TJob job) where TJob : PoolJob
+    {
+        var id = job.Function.Id;
+        if (id != 0 && !job.Function.Shared)
+            job.WhenFinished = () =>
+            {
+                foreach (var w in _workers) w?.Forget(id);
+            };
+        return job;
     }
 
     private void ThrowIfNotAccepting()
@@ -496,7 +511,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             }
             if (take is not null)
                 PoolMetrics.TasksRunning.Add(take.Sum(c => c.Count));
-            if (take is not null || thenExit) worker.Send(take ?? [], thenExit);
+            if (take is not null || thenExit || worker.HasForgets) worker.Send(take ?? [], thenExit);
         }
         finally
         {

@@ -4,9 +4,12 @@ using MessagePack;
 namespace Multiprocessing;
 
 /// <summary>A function shipped once per job: its encoded definition and the id workers cache it under (0: not cached).</summary>
-internal sealed class ShippedFunction(int id, byte[] definition)
+internal sealed class ShippedFunction(int id, byte[] definition, bool shared = false)
 {
     public int Id { get; } = id;
+
+    /// <summary>A stateless function cached for the pool's life, as opposed to one shipped for a single job.</summary>
+    public bool Shared { get; } = shared;
     public byte[] Definition { get; } = definition;
 
     public static byte[] Encode(Delegate function, ISerializer serializer)
@@ -63,8 +66,16 @@ internal abstract class PoolJob
     /// <summary>Completed, failed or cancelled: chunks still queued are dropped, late results ignored.</summary>
     public bool Finished => Volatile.Read(ref _finished) == 1;
 
+    /// <summary>Runs once when the job is over (the pool uses it to let workers drop the job's function).</summary>
+    public Action? WhenFinished { get; set; }
+
     /// <summary>Marks the job finished; true for the one caller that did it.</summary>
-    protected bool TryFinish() => Interlocked.Exchange(ref _finished, 1) == 0;
+    protected bool TryFinish()
+    {
+        if (Interlocked.Exchange(ref _finished, 1) != 0) return false;
+        WhenFinished?.Invoke();
+        return true;
+    }
 
     /// <summary>A chunk's results arrived (called on a worker's reader thread).</summary>
     public abstract void OnResult(Chunk chunk, ReadOnlyMemory<byte> results);

@@ -14,6 +14,7 @@ internal enum KillReason { None, Timeout, Cancelled, Terminated, Memory }
 internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
 {
     private readonly HashSet<int> _defined = [];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<int> _forgets = new();
     private readonly FrameBuffer _outbox = new();
     private readonly FrameBuffer _controlOutbox = new();
     private readonly Lock _controlLock = new();
@@ -151,11 +152,24 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
         return child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : new ExitStatus(null, 9);
     }
 
+    /// <summary>Functions of finished jobs waiting to be dropped by the worker.</summary>
+    public bool HasForgets => !_forgets.IsEmpty;
+
+    /// <summary>Lets the worker drop a finished job's function (sent with the next batch).</summary>
+    public void Forget(int functionId)
+    {
+        _forgets.Enqueue(functionId);
+        RequestDispatch();
+    }
+
     /// <summary>Writes and sends the given chunks (and an Exit after them when retiring). Caller holds <see cref="SendLock"/>.</summary>
     public void Send(List<Chunk> chunks, bool thenExit)
     {
         var child = Child;
         if (child is null) return;
+        // Forgets go first: their jobs are over, so no call of theirs can follow.
+        while (_forgets.TryDequeue(out var forget))
+            if (_defined.Remove(forget)) Calls.WriteForget(_outbox, forget);
         foreach (var chunk in chunks)
         {
             var function = chunk.Job.Function;

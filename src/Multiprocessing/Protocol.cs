@@ -25,6 +25,8 @@ internal enum MessageKind : byte
     Cancel = 8,
     /// <summary>Parent to worker: finish what was sent, then exit with code 0.</summary>
     Exit = 9,
+    /// <summary>Parent to worker: function id whose cached definition (and captured values) to drop; its job is over.</summary>
+    Forget = 10,
 }
 
 /// <summary>Environment variables through which a parent tells a child how to reach it.</summary>

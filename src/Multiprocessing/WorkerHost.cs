@@ -167,6 +167,7 @@ internal static class WorkerHost
                 return exitCode;
             }
             if (kind == MessageKind.Call && !RunCall(ref reader, frame, functions, output, serializer)) exitCode = 1;
+            else if (kind == MessageKind.Forget) functions.Remove(reader.ReadInt32());
         }
     }
 

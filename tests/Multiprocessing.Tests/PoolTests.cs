@@ -88,6 +88,21 @@ public class PoolTests
     }
 
     [Fact]
+    public void Workers_drop_the_captured_values_of_finished_maps()
+    {
+        using var pool = NewPool(processes: 1);
+        for (var i = 0; i < 40; i++)
+        {
+            var table = new byte[1 << 20];
+            table[i] = 1;
+            Assert.Equal([1], pool.Map((int k) => (int)table[k], [i]));
+        }
+        // Forty 1 MiB captures went through one worker; it holds on to none of them.
+        var held = pool.Apply(() => GC.GetTotalMemory(forceFullCollection: true));
+        Assert.True(held < 20L << 20, $"the worker still holds {held >> 20} MiB");
+    }
+
+    [Fact]
     public void Starmap_and_apply_with_zero_to_four_arguments()
     {
         using var pool = NewPool();
