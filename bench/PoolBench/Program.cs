@@ -23,7 +23,7 @@ var rows = new List<Row>();
 // Pool of 2 started through its first result: first in a fresh process (cold), and in a running
 // process a moment after its previous pool (spare workers ready). CPython's spawn is cold every time.
 rows.Add(new Row("Pool of 2: start through first result, first pool of a process", "ms", LowerIsBetter: true,
-    Median(reps, ColdPool), python, "pool_start_ms"));
+    Median(reps, ColdPool), "pool_start_ms"));
 rows.Add(new Row("Pool of 2: start through first result, later pools (spares ready)", "ms", LowerIsBetter: true,
     Median(reps, () =>
     {
@@ -32,7 +32,7 @@ rows.Add(new Row("Pool of 2: start through first result, later pools (spares rea
         using var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 });
         pool.Apply(() => 1);
         return sw.Elapsed.TotalMilliseconds;
-    }), python, "pool_start_ms"));
+    }), "pool_start_ms"));
 
 // WorkerProcess start to join of a trivial target, back to back.
 rows.Add(new Row("Process: Start() to Join() of a no-op, back to back", "ms", LowerIsBetter: true,
@@ -43,7 +43,7 @@ rows.Add(new Row("Process: Start() to Join() of a no-op, back to back", "ms", Lo
         p.Start();
         p.Join();
         return sw.Elapsed.TotalMilliseconds;
-    }), python, "process_ms"));
+    }), "process_ms"));
 
 using (var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 }))
 {
@@ -56,12 +56,12 @@ using (var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 }))
     WarmUp(() => { for (var i = 0; i < 100; i++) pool.Apply(One); });
 
     rows.Add(new Row("Map of 1,000,000 trivial items", "items/s", LowerIsBetter: false,
-        Median(reps, () => 1_000_000 / Seconds(() => pool.Map(Inc, items))), python, "map_items_per_s"));
+        Median(reps, () => 1_000_000 / Seconds(() => pool.Map(Inc, items))), "map_items_per_s"));
     rows.Add(new Row("Map, chunk size 1, 20,000 items", "items/s", LowerIsBetter: false,
-        Median(reps, () => 20_000 / Seconds(() => pool.Map(Inc, small, 1))), python, "map_chunk1_items_per_s"));
+        Median(reps, () => 20_000 / Seconds(() => pool.Map(Inc, small, 1))), "map_chunk1_items_per_s"));
     const int calls = 2000;
     rows.Add(new Row("Apply round trip on a warm pool", "us", LowerIsBetter: true,
-        Median(reps, () => Seconds(() => { for (var i = 0; i < calls; i++) pool.Apply(One); }) / calls * 1e6), python, "apply_us"));
+        Median(reps, () => Seconds(() => { for (var i = 0; i < calls; i++) pool.Apply(One); }) / calls * 1e6), "apply_us"));
 
     // CPU-bound speedup over sequential C#: this one compares against ourselves, not CPython.
     // 160 slices of 12,500 numbers: small enough that the last slices do not leave one worker idle for long.
@@ -69,7 +69,7 @@ using (var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 }))
     pool.Map(CountPrimes, slices, 1);
     var sequential = Median(reps, () => Seconds(() => slices.Select(CountPrimes).Sum()));
     var parallel = Median(reps, () => Seconds(() => pool.Map(CountPrimes, slices, 1).Sum()));
-    rows.Add(new Row("CPU-bound speedup, 2 workers over sequential C#", "x", LowerIsBetter: false, sequential / parallel, null, null));
+    rows.Add(new Row("CPU-bound speedup, 2 workers over sequential C#", "x", LowerIsBetter: false, sequential / parallel, null));
 }
 
 Print(rows, python, markdown);
@@ -153,4 +153,4 @@ static void Print(List<Row> rows, JsonElement? python, bool markdown)
     Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 }
 
-internal sealed record Row(string Name, string Unit, bool LowerIsBetter, double Value, JsonElement? Python, string? Key);
+internal sealed record Row(string Name, string Unit, bool LowerIsBetter, double Value, string? Key);
