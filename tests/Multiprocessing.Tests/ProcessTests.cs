@@ -14,6 +14,19 @@ public class ProcessTests
     private readonly int _field = 5;
 
     [Fact]
+    public void System_idle_time_is_read_and_never_goes_backwards()
+    {
+        // The spare keeper boots spares only when a core is idle; it reads this counter to know.
+        var before = Interop.Platform.Current.SystemIdleTime();
+        Thread.Sleep(300);
+        var after = Interop.Platform.Current.SystemIdleTime();
+        Assert.NotNull(before);
+        Assert.NotNull(after);
+        Assert.True(after >= before, $"idle time went backwards: {before} then {after}");
+        Assert.True(after - before <= TimeSpan.FromMilliseconds(300 * Environment.ProcessorCount + 100), $"more idle time than the machine has cores: {after - before}");
+    }
+
+    [Fact]
     public void Closure_capturing_int_string_and_record_runs_in_another_process()
     {
         var path = TestSupport.TempFile();

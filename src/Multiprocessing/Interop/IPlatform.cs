@@ -44,6 +44,12 @@ internal interface IPlatform
 
     /// <summary>Removes the name of a shared-memory object; false when there was none. Mappings stay valid.</summary>
     bool UnlinkSharedMemory(string name);
+
+    /// <summary>
+    /// Time all processors of the machine have spent idle since boot, summed over processors; null when the
+    /// platform cannot tell. Two readings apart show how many cores nobody used in between.
+    /// </summary>
+    TimeSpan? SystemIdleTime();
 }
 
 /// <summary>How a futex wait ended.</summary>

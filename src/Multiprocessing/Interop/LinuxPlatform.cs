@@ -182,4 +182,21 @@ internal sealed partial class LinuxPlatform : IPlatform
 
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int unlink(string path);
+
+    public TimeSpan? SystemIdleTime()
+    {
+        // First line of /proc/stat: "cpu  user nice system idle iowait ..." in clock ticks (USER_HZ, 100 on Linux).
+        try
+        {
+            using var reader = new StreamReader("/proc/stat");
+            var fields = reader.ReadLine()?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields is not { Length: > 5 } || fields[0] != "cpu") return null;
+            var ticks = long.Parse(fields[4], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[5], System.Globalization.CultureInfo.InvariantCulture);
+            return TimeSpan.FromMilliseconds(ticks * 10);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException)
+        {
+            return null;
+        }
+    }
 }
