@@ -697,7 +697,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             if (replacing && _state is State.Terminated or State.Broken) return;
             _workers[slot] = worker;
         }
-        new Thread(() => worker.Run(_options.Initializer, _serializer)) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
+        new Thread(() => worker.Run(_options.Initializer, _serializer, replacing)) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
     }
 
     private void CheckAllExited()

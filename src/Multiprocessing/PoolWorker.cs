@@ -61,12 +61,15 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
     public void RecordElapsed(long ticks) => _averageTicks = _averageTicks < 0 ? ticks : _averageTicks * 0.8 + ticks * 0.2;
 
     /// <summary>Starts the process and serves its channel until it exits. Runs on its own thread.</summary>
-    public void Run(Delegate? initializer, ISerializer serializer)
+    /// <param name="initializer">Runs in the worker before its first task.</param>
+    /// <param name="serializer">Serializes calls and results.</param>
+    /// <param name="replacing">True when this worker replaces one that exited (more may follow soon).</param>
+    public void Run(Delegate? initializer, ISerializer serializer, bool replacing)
     {
         ChildProcess child;
         try
         {
-            child = Spawner.Spawn(Name);
+            child = Spawner.Spawn(Name, refillAtOnce: replacing);
             if (!pool.Adopt(this, child))
             {
                 // The pool was terminated while this worker was starting.

@@ -45,7 +45,12 @@ internal static class Spawner
     /// ready, else a new process. Either way another spare is started in the background, so only
     /// the first workers of a process pay for starting a runtime.
     /// </summary>
-    public static ChildProcess Spawn(string name)
+    /// <param name="name">The child's name, for logs and errors.</param>
+    /// <param name="refillAtOnce">
+    /// True to boot the replacement spare at once; false (a pool's first workers, which are about to keep
+    /// the cores busy) to boot it when a core is idle.
+    /// </param>
+    public static ChildProcess Spawn(string name, bool refillAtOnce = true)
     {
         ChildProcess? child = null;
         while (Spares.TryDequeue(out var spare))
@@ -59,10 +64,14 @@ internal static class Spawner
             }
             spare.Dispose();
         }
+        if (refillAtOnce) SparesWanted.Set();
         child ??= Start(name);
         Replenish();
         return child;
     }
+
+    /// <summary>Set when a spawn wants its replacement spare at once, not when a core is idle.</summary>
+    private static readonly ManualResetEventSlim SparesWanted = new();
 
     private static int _replenishScheduled;
 
@@ -70,9 +79,10 @@ internal static class Spawner
 
     /// <summary>
     /// Tops the spares up, on a background thread. The first time, a little later rather than at once: the
-    /// workers a process starts cold need the cores more than spares do. And only when a core is idle: a spare
-    /// that boots while the workers just taken keep every core busy steals a runtime start's worth of CPU
-    /// from them (a tenth of a second each; seen as a 20% slower image pipeline on two cores).
+    /// workers a process starts cold need the cores more than spares do. After a pool's first workers, only
+    /// when a core is idle: a spare that boots while those workers keep every core busy steals a runtime
+    /// start's worth of CPU from them (a tenth of a second each; seen as a 20% slower image pipeline on two
+    /// cores). After any other spawn (a process, a pool's replacement worker), at once: more are likely to follow.
     /// </summary>
     private static void Replenish()
     {
@@ -81,7 +91,8 @@ internal static class Spawner
         new Thread(() =>
         {
             Thread.Sleep(delay);
-            while (!AnyCoreIdle()) Thread.Sleep(IdleProbe);
+            while (!SparesWanted.IsSet && !AnyCoreIdle()) SparesWanted.Wait(IdleProbe);
+            SparesWanted.Reset();
             Volatile.Write(ref _replenishScheduled, 0);
             while (Spares.Count + Volatile.Read(ref _sparesStarting) < SpareTarget)
             {
@@ -96,15 +107,15 @@ internal static class Spawner
         }) { IsBackground = true, Name = "Multiprocessing spare keeper" }.Start();
     }
 
-    /// <summary>True when, over the next <see cref="IdleProbe"/>, the machine left at least most of a core unused (or cannot tell).</summary>
+    /// <summary>True when, over the next <see cref="IdleProbe"/>, the machine left at least half a core unused (or cannot tell).</summary>
     private static bool AnyCoreIdle()
     {
         var before = Platform.Current.SystemIdleTime();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        Thread.Sleep(IdleProbe);
+        if (SparesWanted.Wait(IdleProbe)) return true;
         var after = Platform.Current.SystemIdleTime();
         if (before is not { } start || after is not { } end) return true;
-        return (end - start) / clock.Elapsed >= 0.75;
+        return (end - start) / clock.Elapsed >= 0.5;
     }
 
     private static readonly TimeSpan IdleProbe = TimeSpan.FromMilliseconds(100);
