@@ -326,7 +326,7 @@ public class ManagerTests
     }
 
     [Fact]
-    public async Task A_lock_held_by_a_process_that_dies_is_released()
+    public async Task A_lock_held_by_a_process_that_dies_goes_to_the_next_acquirer_who_is_told()
     {
         await using var manager = await Manager.StartAsync();
         var guard = manager.Lock();
@@ -342,6 +342,11 @@ public class ManagerTests
         Assert.False(guard.Acquire(TimeSpan.FromMilliseconds(100)));
         holder.Kill();
         TestSupport.JoinOrFail(holder);
+        var abandoned = Assert.Throws<AbandonedLockException>(() => guard.Acquire(Patience));
+        Assert.Contains("went away", abandoned.Message);
+        // The caller holds it now; it is told once, and the lock works as before.
+        Assert.False(guard.Acquire(TimeSpan.FromMilliseconds(50)));
+        guard.Release();
         Assert.True(guard.Acquire(Patience));
         guard.Release();
     }

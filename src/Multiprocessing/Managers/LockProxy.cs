@@ -2,8 +2,9 @@ namespace Multiprocessing;
 
 /// <summary>
 /// A lock that lives in a manager's process (Python's <c>Manager().Lock()</c>): not reentrant, and
-/// like Python's any process may release it. When the process that holds it dies (its connections
-/// to the manager close), the manager releases it so others are not blocked forever.
+/// like Python's any process may release it. When the process that holds it goes away (its connections
+/// to the manager close: it exited or died), the next acquirer takes the lock and gets an
+/// <see cref="AbandonedLockException"/>, as with <see cref="ProcessLock"/>: the state it guards may be half updated.
 /// <code>using (managerLock.Acquire()) { ... }</code>
 /// </summary>
 public sealed class LockProxy : IAttachableProxy<LockProxy>
@@ -22,6 +23,7 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
     static LockProxy IAttachableProxy<LockProxy>.Attach(ManagerClient client, long objectId) => new(client, objectId);
 
     /// <summary>Blocks until the lock is held; dispose the result to release it.</summary>
+    /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public Scope Acquire()
     {
         while (!TryAcquireOnce(ServedObject.MaxWaitMilliseconds)) { }
@@ -30,6 +32,7 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
 
     /// <summary>Tries to take the lock within <paramref name="timeout"/>; true when it is held (then call <see cref="Release"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
+    /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public bool Acquire(TimeSpan timeout)
     {
         if (timeout == Timeout.InfiniteTimeSpan) { Acquire(); return true; }
@@ -44,6 +47,7 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
     }
 
     /// <summary>Waits for the lock without holding a thread of the caller's; dispose the result to release it.</summary>
+    /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public async ValueTask<Scope> AcquireAsync(CancellationToken cancellationToken = default)
     {
         while (true)
@@ -70,7 +74,14 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
         using var call = _client.Begin(_id, ManagerOp.LockAcquire);
         call.Write(milliseconds);
         var reply = call.Send();
-        return reply.ReadBoolean();
+        return reply.ReadInt32() switch
+        {
+            ServedLock.NotAcquired => false,
+            ServedLock.Acquired => true,
+            _ => throw new AbandonedLockException(
+                $"The manager's lock (object {_id} at {_client.Endpoint}) was held by a process that went away (exited or died) " +
+                "without releasing it. It is now held by this caller: check the state it protects, then release it as usual."),
+        };
     }
 
     /// <summary>Holds the lock until disposed.</summary>

@@ -217,8 +217,12 @@ internal sealed class ServedValue(byte[] initial) : ServedObject
 /// <summary>Serves <see cref="LockProxy"/>: not reentrant, any client may release (Python's manager Lock); a dead holder's lock is released.</summary>
 internal sealed class ServedLock : ServedObject
 {
+    /// <summary>Replies to <see cref="ManagerOp.LockAcquire"/>.</summary>
+    public const int NotAcquired = 0, Acquired = 1, AcquiredAbandoned = 2;
+
     private readonly object _gate = new();
     private bool _held;
+    private bool _abandoned; // the last holder's process went away holding it; the next acquirer is told
     private Guid _owner;
 
     public override ServedKind Kind => ServedKind.Lock;
@@ -238,9 +242,15 @@ internal sealed class ServedLock : ServedObject
                         var left = deadline - Environment.TickCount64;
                         if (left <= 0 || !Monitor.Wait(_gate, (int)left)) break;
                     }
-                    var acquired = !_held;
-                    if (acquired) { _held = true; _owner = session; }
-                    reply.Write(acquired);
+                    if (_held)
+                    {
+                        reply.Write(NotAcquired);
+                        break;
+                    }
+                    _held = true;
+                    _owner = session;
+                    reply.Write(_abandoned ? AcquiredAbandoned : Acquired);
+                    _abandoned = false;
                 }
                 break;
             }
@@ -262,6 +272,7 @@ internal sealed class ServedLock : ServedObject
         {
             if (!_held || _owner != session) return;
             _held = false;
+            _abandoned = true;
             Monitor.Pulse(_gate);
         }
     }
