@@ -109,6 +109,9 @@ internal sealed class ChildProcess : IDisposable
             int code;
             try { code = _process.ExitCode; }
             catch (InvalidOperationException) { code = -1; }
+            // A worker killed or crashed leaves its runtime's diagnostic sockets behind; a test suite
+            // that kills workers would otherwise leave thousands in /tmp.
+            if (code != 0) Platform.Current.RemoveRuntimeLeftovers(Pid);
             // Output may still be in the pipes; a grandchild holding them open must not stall us.
             await Task.WhenAny(Task.WhenAll(_stdoutPump, _stderrPump), Task.Delay(2000)).ConfigureAwait(false);
             _exited.TrySetResult(ExitStatus.FromDotNet(code));

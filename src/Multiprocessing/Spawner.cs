@@ -32,7 +32,29 @@ internal static class Spawner
     // this is its analogue of Python's forkserver: taking a spare costs a millisecond, not a runtime start.
     private static readonly ConcurrentQueue<ChildProcess> Spares = new();
     private static readonly int SpareTarget = ReadSpareTarget();
+    private static readonly bool SparesReapedAtExit = ReapSparesAtExit();
     private static int _sparesStarting;
+
+    /// <summary>
+    /// Spares would die with this process anyway (parent-death signal), but killed by the kernel once it is
+    /// gone, nobody would remove their runtime's sockets from the temporary folder. Kill them first, so that
+    /// their exit is seen and cleaned up after (half a second at most).
+    /// </summary>
+    private static bool ReapSparesAtExit()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            var killed = new List<ChildProcess>();
+            while (Spares.TryDequeue(out var spare))
+            {
+                spare.Kill();
+                killed.Add(spare);
+            }
+            var deadline = Environment.TickCount64 + 500;
+            foreach (var spare in killed) spare.Exited.Wait(TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
+        };
+        return true;
+    }
 
     /// <summary>How many spares to keep: MULTIPROCESSING_SPARE_WORKERS, default 2, 0 turns them off.</summary>
     private static int ReadSpareTarget() =>
@@ -73,6 +95,8 @@ internal static class Spawner
     /// <summary>Set when a spawn wants its replacement spare at once, not when a core is idle.</summary>
     private static readonly ManualResetEventSlim SparesWanted = new();
 
+    private const string SpareName = "spare";
+
     private static int _replenishScheduled;
 
     private static bool _sparesInUse;
@@ -99,7 +123,7 @@ internal static class Spawner
                 Interlocked.Increment(ref _sparesStarting);
                 new Thread(() =>
                 {
-                    try { Spares.Enqueue(Start("spare")); }
+                    try { Spares.Enqueue(Start(SpareName)); }
                     catch (Exception) { /* a spare is an optimization; the next Spawn starts its own */ }
                     finally { Interlocked.Decrement(ref _sparesStarting); }
                 }) { IsBackground = true, Name = "Multiprocessing spare starter" }.Start();
@@ -287,7 +311,8 @@ internal static class Spawner
 
         public Listener()
         {
-            SweepFoldersOfDeadParents();
+            // A courtesy to earlier runs, off the first spawn's path: /tmp can hold thousands of entries.
+            new Thread(SweepFoldersOfDeadParents) { IsBackground = true, Name = "Multiprocessing sweeper" }.Start();
             _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{FolderPrefix}{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_folder);
             else Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

@@ -14,6 +14,25 @@ public class ProcessTests
     private readonly int _field = 5;
 
     [Fact]
+    public void A_killed_worker_leaves_no_runtime_sockets_in_the_temporary_folder()
+    {
+        var worker = new WorkerProcess(() => Thread.Sleep(Timeout.Infinite));
+        worker.Start();
+        var folder = Path.GetTempPath();
+        string[] Leftovers() => [.. Directory.EnumerateFiles(folder, $"clr-debug-pipe-{worker.Pid}-*"), .. Directory.EnumerateFiles(folder, $"dotnet-diagnostic-{worker.Pid}-*")];
+        // The runtime makes them while it starts (unless diagnostics are turned off for the machine).
+        var diagnosticsOn = Environment.GetEnvironmentVariable("DOTNET_EnableDiagnostics") != "0";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (diagnosticsOn && Leftovers().Length == 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(20);
+        Assert.Equal(diagnosticsOn, Leftovers().Length > 0);
+        worker.Kill();
+        TestSupport.JoinOrFail(worker);
+        clock.Restart();
+        while (Leftovers().Length > 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(20);
+        Assert.Empty(Leftovers());
+    }
+
+    [Fact]
     public void System_idle_time_is_read_and_never_goes_backwards()
     {
         // The spare keeper boots spares only when a core is idle; it reads this counter to know.

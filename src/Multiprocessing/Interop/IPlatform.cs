@@ -50,6 +50,12 @@ internal interface IPlatform
     /// platform cannot tell. Two readings apart show how many cores nobody used in between.
     /// </summary>
     TimeSpan? SystemIdleTime();
+
+    /// <summary>
+    /// Removes what the .NET runtime of the dead process <paramref name="pid"/> left behind when it did not
+    /// exit cleanly (on Unix, its diagnostic and debugger sockets in the temporary folder). Best effort.
+    /// </summary>
+    void RemoveRuntimeLeftovers(int pid);
 }
 
 /// <summary>How a futex wait ended.</summary>

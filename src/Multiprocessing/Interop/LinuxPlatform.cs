@@ -199,4 +199,21 @@ internal sealed partial class LinuxPlatform : IPlatform
             return null;
         }
     }
+
+    public void RemoveRuntimeLeftovers(int pid)
+    {
+        // The runtime creates clr-debug-pipe-<pid>-<key>-in/-out and dotnet-diagnostic-<pid>-<key>-socket in
+        // $TMPDIR (or /tmp), the key being its start time, and removes them only on a clean exit.
+        if (ProcessExists(pid)) return;
+        var folder = Path.GetTempPath();
+        try
+        {
+            foreach (var pipe in Directory.EnumerateFiles(folder, $"clr-debug-pipe-{pid}-*")) File.Delete(pipe);
+            foreach (var socket in Directory.EnumerateFiles(folder, $"dotnet-diagnostic-{pid}-*-socket")) File.Delete(socket);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a leftover costs a directory entry, nothing more.
+        }
+    }
 }
