@@ -11,7 +11,7 @@ var count = args.Length > 0 ? int.Parse(args[0]) : 96;
 var height = args.Length > 1 ? int.Parse(args[1]) : 512;
 var width = args.Length > 2 ? int.Parse(args[2]) : 512;
 var workerCount = args.Length > 3 ? int.Parse(args[3]) : Environment.ProcessorCount;
-const int Channels = 3, BatchSize = 4;
+const int Channels = 3, BatchSize = 2;
 var shape = new ImageShape(height, width, Channels);
 
 using var input = SharedArray<byte>.Create(count * shape.Bytes);
