@@ -35,6 +35,8 @@ internal sealed class ChildProcess : IDisposable
         _process = process;
         Name = name;
         Pid = process.Id;
+        // Read while the child surely exists: it names the runtime's files that a crash leaves behind.
+        _startKey = Platform.Current.ProcessStartKey(Pid);
         // Console.Out is looked up per line: it may be redirected after this child (a spare) started.
         _stdoutPump = Pump(process.StandardOutput, static () => Console.Out, keepTail: false);
         _stderrPump = Pump(process.StandardError, static () => Console.Error, keepTail: true);
@@ -101,6 +103,8 @@ internal sealed class ChildProcess : IDisposable
         _process.Dispose();
     }
 
+    private readonly long? _startKey;
+
     private void OnProcessExited()
     {
         if (_exited.Task.IsCompleted) return;
@@ -109,12 +113,16 @@ internal sealed class ChildProcess : IDisposable
             int code;
             try { code = _process.ExitCode; }
             catch (InvalidOperationException) { code = -1; }
-            // A worker killed or crashed leaves its runtime's diagnostic sockets behind; a test suite
-            // that kills workers would otherwise leave thousands in /tmp.
-            if (code != 0) Platform.Current.RemoveRuntimeLeftovers(Pid);
             // Output may still be in the pipes; a grandchild holding them open must not stall us.
             await Task.WhenAny(Task.WhenAll(_stdoutPump, _stderrPump), Task.Delay(2000)).ConfigureAwait(false);
             _exited.TrySetResult(ExitStatus.FromDotNet(code));
+            // A worker killed or crashed leaves its runtime's diagnostic sockets behind; a test suite
+            // that kills workers would otherwise leave thousands in /tmp.
+            if (code != 0 && _startKey is { } key)
+            {
+                try { Platform.Current.RemoveRuntimeLeftovers(Pid, key); }
+                catch (Exception) { /* best effort */ }
+            }
         });
     }
 

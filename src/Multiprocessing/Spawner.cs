@@ -112,23 +112,53 @@ internal static class Spawner
     {
         if (SpareTarget == 0 || Interlocked.Exchange(ref _replenishScheduled, 1) == 1) return;
         var delay = Volatile.Read(ref _sparesInUse) ? TimeSpan.Zero : ReplenishDelay;
-        new Thread(() =>
+        // A spare is an optimization: nothing here may fail a spawn or the process (a thread that cannot be
+        // created, say under a container's pid limit, just means fewer spares).
+        if (!TryStartThread("Multiprocessing spare keeper", () => KeepSpares(delay))) Interlocked.Exchange(ref _replenishScheduled, 0);
+    }
+
+    private static void KeepSpares(TimeSpan delay)
+    {
+        Thread.Sleep(delay);
+        while (!SparesWanted.IsSet && !AnyCoreIdle()) SparesWanted.Wait(IdleProbe);
+        SparesWanted.Reset();
+        // A full fence: a Spawn that dequeues after this point starts a new keeper, one before it is seen below.
+        Interlocked.Exchange(ref _replenishScheduled, 0);
+        lock (TopUpLock)
         {
-            Thread.Sleep(delay);
-            while (!SparesWanted.IsSet && !AnyCoreIdle()) SparesWanted.Wait(IdleProbe);
-            SparesWanted.Reset();
-            Volatile.Write(ref _replenishScheduled, 0);
             while (Spares.Count + Volatile.Read(ref _sparesStarting) < SpareTarget)
             {
                 Interlocked.Increment(ref _sparesStarting);
-                new Thread(() =>
+                var started = TryStartThread("Multiprocessing spare starter", () =>
                 {
                     try { Spares.Enqueue(Start(SpareName)); }
-                    catch (Exception) { /* a spare is an optimization; the next Spawn starts its own */ }
+                    catch (Exception) { /* the next Spawn starts its own */ }
                     finally { Interlocked.Decrement(ref _sparesStarting); }
-                }) { IsBackground = true, Name = "Multiprocessing spare starter" }.Start();
+                });
+                if (!started)
+                {
+                    Interlocked.Decrement(ref _sparesStarting);
+                    return;
+                }
             }
-        }) { IsBackground = true, Name = "Multiprocessing spare keeper" }.Start();
+        }
+    }
+
+    // Two keepers can overlap (one finishing as the next starts); counting and starting under one lock keeps
+    // them from starting more spares than the target between them.
+    private static readonly Lock TopUpLock = new();
+
+    private static bool TryStartThread(string name, Action work)
+    {
+        try
+        {
+            new Thread(() => work()) { IsBackground = true, Name = name }.Start();
+            return true;
+        }
+        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>True when, over the next <see cref="IdleProbe"/>, the machine left at least half a core unused (or cannot tell).</summary>

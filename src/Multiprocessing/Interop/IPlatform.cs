@@ -52,10 +52,17 @@ internal interface IPlatform
     TimeSpan? SystemIdleTime();
 
     /// <summary>
-    /// Removes what the .NET runtime of the dead process <paramref name="pid"/> left behind when it did not
-    /// exit cleanly (on Unix, its diagnostic and debugger sockets in the temporary folder). Best effort.
+    /// What tells this incarnation of process <paramref name="pid"/> from a later one with the same id (on Linux,
+    /// its start time in clock ticks after boot), or null when unknown. Read it while the process is alive.
     /// </summary>
-    void RemoveRuntimeLeftovers(int pid);
+    long? ProcessStartKey(int pid);
+
+    /// <summary>
+    /// Removes what the .NET runtime of the dead process (<paramref name="pid"/>, <paramref name="startKey"/>) left
+    /// behind when it did not exit cleanly (on Unix, its diagnostic and debugger sockets in the temporary
+    /// folder). Best effort; a later process that reuses the id has another key, and its files are kept.
+    /// </summary>
+    void RemoveRuntimeLeftovers(int pid, long startKey);
 }
 
 /// <summary>How a futex wait ended.</summary>

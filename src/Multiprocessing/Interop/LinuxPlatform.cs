@@ -200,20 +200,33 @@ internal sealed partial class LinuxPlatform : IPlatform
         }
     }
 
-    public void RemoveRuntimeLeftovers(int pid)
+    public long? ProcessStartKey(int pid)
     {
-        // The runtime creates clr-debug-pipe-<pid>-<key>-in/-out and dotnet-diagnostic-<pid>-<key>-socket in
-        // $TMPDIR (or /tmp), the key being its start time, and removes them only on a clean exit.
-        if (ProcessExists(pid)) return;
-        var folder = Path.GetTempPath();
+        // Field 22 of /proc/<pid>/stat, counted after the ")" that ends the command name (which may hold spaces).
         try
         {
-            foreach (var pipe in Directory.EnumerateFiles(folder, $"clr-debug-pipe-{pid}-*")) File.Delete(pipe);
-            foreach (var socket in Directory.EnumerateFiles(folder, $"dotnet-diagnostic-{pid}-*-socket")) File.Delete(socket);
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 && long.TryParse(fields[19], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks) ? ticks : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // Best effort: a leftover costs a directory entry, nothing more.
+            return null;
+        }
+    }
+
+    public void RemoveRuntimeLeftovers(int pid, long startKey)
+    {
+        // The runtime names them clr-debug-pipe-<pid>-<key>-in/-out and dotnet-diagnostic-<pid>-<key>-socket,
+        // in $TMPDIR (or /tmp), the key being the process's start time, and removes them only on a clean exit.
+        var folder = Path.GetTempPath();
+        foreach (var name in (string[])[$"clr-debug-pipe-{pid}-{startKey}-in", $"clr-debug-pipe-{pid}-{startKey}-out", $"dotnet-diagnostic-{pid}-{startKey}-socket"])
+        {
+            try { File.Delete(Path.Combine(folder, name)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Best effort: a leftover costs a directory entry, nothing more.
+            }
         }
     }
 }
