@@ -74,6 +74,8 @@ string[] runs = ["first (JIT warm-up)", "second"];
 for (var run = 0; run < runs.Length; run++)
     table.AddRow(runs[run], $"{sequential[run].TotalSeconds:0.00} s, {count / sequential[run].TotalSeconds:0} images/s", $"{parallel[run].TotalSeconds:0.00} s, {count / parallel[run].TotalSeconds:0} images/s", $"{sequential[run] / parallel[run]:0.00}x");
 AnsiConsole.Write(table);
+AnsiConsole.MarkupLine("[grey]Single runs vary. Steady state (warmed up, median of nine):[/]");
+AnsiConsole.MarkupLine("[grey]  dotnet run -c Release --project bench/SyncBench[/]");
 AnsiConsole.MarkupLine($"mean brightness {all.Average(s => s.Mean):0.0}, mean edge fraction {all.Average(s => s.EdgeFraction):P1}, strongest edge {all.Max(s => s.MaxEdge)}");
 
 var png = Path.GetFullPath("imagepipeline.png");
