@@ -50,6 +50,11 @@ internal static class Spawner
                 spare.Kill();
                 killed.Add(spare);
             }
+            foreach (var booting in BootingSpares.Keys)
+            {
+                booting.Kill();
+                killed.Add(booting);
+            }
             var deadline = Environment.TickCount64 + 500;
             foreach (var spare in killed) spare.Exited.Wait(TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
         };
@@ -179,6 +184,7 @@ internal static class Spawner
     /// <summary>Starts a new child process and returns once it has connected and said hello.</summary>
     private static ChildProcess Start(string name)
     {
+        var spare = name == SpareName;
         var spec = SharedSpec.Value;
         var listener = SharedListener.Value;
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
@@ -210,6 +216,22 @@ internal static class Spawner
         }
 
         var child = new ChildProcess(process, name);
+        // A spare still booting at exit is reaped too (see ReapSparesAtExit); once connected it is queued.
+        if (spare) BootingSpares[child] = true;
+        try
+        {
+            return AwaitConnection(child, connected, listener, token, spec, name);
+        }
+        finally
+        {
+            if (spare) BootingSpares.TryRemove(child, out _);
+        }
+    }
+
+    private static readonly ConcurrentDictionary<ChildProcess, bool> BootingSpares = new();
+
+    private static ChildProcess AwaitConnection(ChildProcess child, Task<(MessageChannel Data, MessageChannel Control)> connected, Listener listener, string token, LaunchSpec spec, string name)
+    {
         var exited = child.Exited;
         var winner = Task.WaitAny([connected, exited], ConnectTimeout);
         if (winner == 0 && connected.IsCompletedSuccessfully)
