@@ -29,10 +29,53 @@ internal enum MessageKind : byte
     Forget = 10,
 }
 
-/// <summary>Environment variables through which a parent tells a child how to reach it.</summary>
+/// <summary>
+/// Environment variables through which a parent tells a child what it is and how to reach it. A child
+/// reads them once and removes them, with the startup hook that made it a worker, so that a process the
+/// user's code starts from a worker does not believe it is one.
+/// </summary>
 internal static class WorkerEnvironment
 {
     public const string Socket = "MULTIPROCESSING_SOCKET";
     public const string Token = "MULTIPROCESSING_TOKEN";
     public const string ParentPid = "MULTIPROCESSING_PARENT_PID";
+    /// <summary>Set to "1": the child serves as the resource tracker, not as a worker.</summary>
+    public const string ResourceTracker = "MULTIPROCESSING_RESOURCE_TRACKER";
+    /// <summary>The runtime's list of startup hooks; this library adds itself to it for its children.</summary>
+    public const string StartupHooks = "DOTNET_STARTUP_HOOKS";
+    /// <summary>How a startup hook names this library: by simple name, which resolves in every deployment (single-file included).</summary>
+    public static readonly string HookName = typeof(WorkerEnvironment).Assembly.GetName().Name!;
+
+    /// <summary>The startup hooks a child must run: the parent's own (if any), then this library's.</summary>
+    public static string ChildStartupHooks()
+    {
+        var inherited = Environment.GetEnvironmentVariable(StartupHooks);
+        return string.IsNullOrEmpty(inherited) ? HookName : inherited + Path.PathSeparator + HookName;
+    }
+
+    /// <summary>In a child: what the parent started it as, or null in any other process. Clears the variables.</summary>
+    public static WorkerRole? TakeRole()
+    {
+        var tracker = Environment.GetEnvironmentVariable(ResourceTracker) == "1";
+        var socket = Environment.GetEnvironmentVariable(Socket);
+        var token = Environment.GetEnvironmentVariable(Token);
+        var parent = Environment.GetEnvironmentVariable(ParentPid);
+        if (!tracker && socket is null) return null;
+        foreach (var name in new[] { ResourceTracker, Socket, Token, ParentPid }) Environment.SetEnvironmentVariable(name, null);
+        var hooks = (Environment.GetEnvironmentVariable(StartupHooks) ?? "").Split(Path.PathSeparator).Where(h => h.Length > 0 && h != HookName).ToArray();
+        Environment.SetEnvironmentVariable(StartupHooks, hooks.Length == 0 ? null : string.Join(Path.PathSeparator, hooks));
+        if (tracker) return WorkerRole.ResourceTracker;
+        if (token is null || !int.TryParse(parent, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parentPid))
+            throw new InvalidOperationException($"A Multiprocessing worker was started without its token or parent pid ({Socket} is set, {Token} or {ParentPid} is not); workers are started by the library, not by hand.");
+        return new WorkerRole(new WorkerConnection(socket!, token, parentPid));
+    }
+}
+
+/// <summary>Where a worker connects to, and whom it serves.</summary>
+internal sealed record WorkerConnection(string SocketPath, string Token, int ParentPid);
+
+/// <summary>What a child process was started as: a worker (with its connection) or the resource tracker.</summary>
+internal sealed record WorkerRole(WorkerConnection? Connection)
+{
+    public static readonly WorkerRole ResourceTracker = new((WorkerConnection?)null);
 }

@@ -10,9 +10,8 @@ using Multiprocessing.Interop;
 namespace Multiprocessing;
 
 /// <summary>
-/// Starts worker processes: <c>dotnet exec --runtimeconfig X --depsfile Y Multiprocessing.Worker.dll</c>
-/// with this application's own runtimeconfig and deps files, so a child resolves exactly the
-/// assemblies the parent does. Children connect back over a Unix domain socket in a private (0700)
+/// Starts worker processes: this application started again (see <see cref="LaunchSpec"/> and
+/// StartupHook), so a child resolves exactly the assemblies the parent does. Children connect back over a Unix domain socket in a private (0700)
 /// folder and prove who they are with a per-child random token before anything else is read.
 /// Process-global by nature: one listener and one spawning thread per parent process.
 /// </summary>
@@ -265,10 +264,14 @@ internal static class Spawner
         return queue;
     }
 
-    /// <summary>What to run: the host, the application's runtime files, and the worker entry assembly.</summary>
-    internal sealed record LaunchSpec(string Host, string RuntimeConfig, string? DepsFile, string WorkerDll)
+    /// <summary>
+    /// How to start this application again as a worker: its own executable (an apphost, a self-contained or
+    /// single-file app), or the <c>dotnet</c> host with this process's runtime files and entry assembly
+    /// (<c>dotnet app.dll</c>, test hosts). Either way the library's startup hook takes over before <c>Main</c>.
+    /// </summary>
+    internal sealed record LaunchSpec(string Host, IReadOnlyList<string> Arguments)
     {
-        /// <summary>The worker host's command line, with stdout and stderr (and optionally stdin) redirected.</summary>
+        /// <summary>The worker's command line, with stdout and stderr (and optionally stdin) redirected.</summary>
         public ProcessStartInfo StartInfo(bool redirectInput)
         {
             var info = new ProcessStartInfo(Host)
@@ -278,78 +281,48 @@ internal static class Spawner
                 RedirectStandardError = true,
                 RedirectStandardInput = redirectInput,
             };
-            info.ArgumentList.Add("exec");
-            info.ArgumentList.Add("--runtimeconfig");
-            info.ArgumentList.Add(RuntimeConfig);
-            if (DepsFile is not null)
-            {
-                info.ArgumentList.Add("--depsfile");
-                info.ArgumentList.Add(DepsFile);
-            }
-            info.ArgumentList.Add(WorkerDll);
+            foreach (var argument in Arguments) info.ArgumentList.Add(argument);
+            info.Environment[WorkerEnvironment.StartupHooks] = WorkerEnvironment.ChildStartupHooks();
             return info;
         }
 
-        public string Describe() => $"{Host} exec --runtimeconfig {RuntimeConfig}{(DepsFile is null ? "" : " --depsfile " + DepsFile)} {WorkerDll}";
+        public string Describe() => string.Join(' ', Arguments.Prepend(Host));
 
+        [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000", Justification = "Location is read only when the dotnet host runs an entry assembly from a file, which a single-file app never does.")]
         public static LaunchSpec Resolve()
         {
-            var library = typeof(Spawner).Assembly;
-            if (string.IsNullOrEmpty(library.Location))
+            if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported)
                 throw new NotSupportedException(
-                    "Multiprocessing cannot start workers from a single-file or Native AOT application: a worker is a separate .NET process " +
-                    "that loads your assemblies from files. Publish without PublishSingleFile/PublishAot (a framework-dependent or self-contained folder works).");
+                    "Multiprocessing cannot start workers in a Native AOT application: a worker runs your methods and rebuilds your types " +
+                    "from their IL at run time, and Native AOT removes it. Publish without PublishAot; a self-contained single-file app " +
+                    "(-r <rid> --self-contained -p:PublishSingleFile=true) also ships as one file and can start workers.");
+            if (AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out var hooks) && !hooks)
+                throw new NotSupportedException(
+                    "Multiprocessing cannot start workers because this application was built with StartupHookSupport=false (PublishTrimmed sets it): " +
+                    "a worker is this application started again, and the library takes over through a startup hook before Main runs. " +
+                    "Remove <StartupHookSupport>false</StartupHookSupport> (and PublishTrimmed) from the project.");
+            var self = Environment.ProcessPath
+                ?? throw new NotSupportedException("Multiprocessing cannot start workers: the runtime does not know this process's executable (Environment.ProcessPath is null).");
+            var muxer = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+            if (!string.Equals(Path.GetFileName(self), muxer, StringComparison.OrdinalIgnoreCase)) return new LaunchSpec(self, []);
 
+            // Started as `dotnet app.dll` or `dotnet exec ... testhost.dll`: the same host, runtime files and entry assembly.
+            var entry = Assembly.GetEntryAssembly();
+            if (entry is null || string.IsNullOrEmpty(entry.Location))
+                throw new NotSupportedException("Multiprocessing cannot start workers: this process was started by the dotnet host, but its entry assembly is not a file.");
+            var arguments = new List<string> { "exec" };
             // The deps file this process was started with is the dependency set a child must use.
             var depsFile = (AppContext.GetData("APP_CONTEXT_DEPS_FILES") as string)?
                 .Split(';', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(f => File.Exists(f) && !IsFrameworkDeps(f));
-            string? runtimeConfig = null;
-            if (depsFile is not null)
-            {
-                var candidate = depsFile[..^".deps.json".Length] + ".runtimeconfig.json";
-                if (File.Exists(candidate)) runtimeConfig = candidate;
-            }
-            if (runtimeConfig is null)
-            {
-                foreach (var assembly in new[] { Assembly.GetEntryAssembly(), library })
-                {
-                    if (assembly is null || string.IsNullOrEmpty(assembly.Location)) continue;
-                    var candidate = Path.ChangeExtension(assembly.Location, ".runtimeconfig.json");
-                    if (!File.Exists(candidate)) continue;
-                    runtimeConfig = candidate;
-                    var deps = Path.ChangeExtension(assembly.Location, ".deps.json");
-                    depsFile = File.Exists(deps) ? deps : null;
-                    break;
-                }
-            }
-            if (runtimeConfig is null)
-                throw new NotSupportedException(
-                    "Multiprocessing could not find this application's .runtimeconfig.json, which a worker process needs to start the same runtime. " +
-                    "Run the application from its build output (dotnet run, dotnet test, or the built .dll/apphost).");
-
-            var appBase = Path.GetDirectoryName(depsFile ?? runtimeConfig)!;
-            var worker = Path.Combine(appBase, "Multiprocessing.Worker.dll");
-            if (!File.Exists(worker)) worker = Path.Combine(Path.GetDirectoryName(library.Location)!, "Multiprocessing.Worker.dll");
-            if (!File.Exists(worker))
-                throw new FileNotFoundException(
-                    $"Multiprocessing.Worker.dll, the worker host, is missing from {appBase}. It is copied there by a reference to the Multiprocessing project or package; rebuild the application.", worker);
-
-            return new LaunchSpec(FindHost(), runtimeConfig, depsFile, worker);
+            var runtimeConfig = depsFile is null ? null : depsFile[..^".deps.json".Length] + ".runtimeconfig.json";
+            if (runtimeConfig is null || !File.Exists(runtimeConfig)) runtimeConfig = Path.ChangeExtension(entry.Location, ".runtimeconfig.json");
+            if (File.Exists(runtimeConfig)) arguments.AddRange(["--runtimeconfig", runtimeConfig]);
+            if (depsFile is not null) arguments.AddRange(["--depsfile", depsFile]);
+            arguments.Add(entry.Location);
+            return new LaunchSpec(self, arguments);
         }
 
         private static bool IsFrameworkDeps(string path) => path.Contains($"{Path.DirectorySeparatorChar}shared{Path.DirectorySeparatorChar}Microsoft.", StringComparison.Ordinal);
-
-        private static string FindHost()
-        {
-            var exe = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
-            if (Environment.ProcessPath is { } self && Path.GetFileName(self) == exe) return self;
-            if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { } hostPath && File.Exists(hostPath)) return hostPath;
-            // <root>/shared/Microsoft.NETCore.App/<version>/ -> <root>/dotnet
-            var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-            var candidate = Path.Combine(root, exe);
-            if (File.Exists(candidate)) return candidate;
-            throw new FileNotFoundException($"Could not find the dotnet host to start workers with (looked in {root}); set DOTNET_HOST_PATH to the dotnet executable.");
-        }
     }
 
     /// <summary>The Unix socket that children connect to.</summary>

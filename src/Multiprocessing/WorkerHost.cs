@@ -7,7 +7,7 @@ using Multiprocessing.Interop;
 namespace Multiprocessing;
 
 /// <summary>
-/// The worker's side, entered from Multiprocessing.Worker's Main. The main thread reads calls off
+/// The worker's side, entered from the startup hook (see StartupHook) before the application's Main. The main thread reads calls off
 /// the data channel and runs them in order, in place (no hand-off between threads on the hot
 /// path), answering in batches while more calls are already buffered. A second, control channel
 /// is read by a watcher thread, so a cancellation, or the parent's death, is seen while a call runs.
@@ -30,17 +30,10 @@ internal static class WorkerHost
     /// <summary>The cancellation token of the call running on this thread, in a worker.</summary>
     [ThreadStatic] internal static CancellationToken CurrentToken;
 
-    public static int Run(string[] args)
+    /// <summary>Serves one parent until it says exit or goes away; returns the process's exit code.</summary>
+    public static int Run(WorkerConnection connection)
     {
-        _ = args;
-        if (Environment.GetEnvironmentVariable(ResourceTracker.ModeVariable) == "1") return ResourceTracker.Serve();
-        var socketPath = Environment.GetEnvironmentVariable(WorkerEnvironment.Socket);
-        var token = Environment.GetEnvironmentVariable(WorkerEnvironment.Token);
-        if (socketPath is null || token is null || !int.TryParse(Environment.GetEnvironmentVariable(WorkerEnvironment.ParentPid), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parentPid))
-        {
-            Console.Error.WriteLine("Multiprocessing.Worker is started by the Multiprocessing library for its worker processes; it is not run by hand.");
-            return 2;
-        }
+        var (socketPath, token, parentPid) = connection;
         // Die with the parent; if it already died before we got here, go now.
         Platform.Current.SetParentDeathSignal();
         if (Platform.Current.GetParentProcessId() != parentPid) return 1;

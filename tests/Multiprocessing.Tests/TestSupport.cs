@@ -34,6 +34,8 @@ internal static partial class TestSupport
 
     public static void SigKill(int pid) => kill(pid, 9);
 
+    public static void SigTerm(int pid) => kill(pid, 15);
+
     /// <summary>Writes to an unmapped address from native code: a real segmentation fault, not a managed exception.</summary>
     public static unsafe void NativeSegfault() => memset((void*)16, 1, 64);
 

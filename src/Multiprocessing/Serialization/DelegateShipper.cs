@@ -89,7 +89,7 @@ internal static class DelegateShipper
         var method = d.Method;
         if (method.DeclaringType is null || IsDynamicMethod(method))
             throw new SerializationException($"The method '{method.Name}' has no declaring type (a DynamicMethod or compiled expression); workers can only run methods that are declared in an assembly.");
-        if (method.DeclaringType.Assembly.IsDynamic || string.IsNullOrEmpty(method.DeclaringType.Assembly.Location))
+        if (!WorkerCanLoad(method.DeclaringType.Assembly))
             throw new SerializationException($"The method '{method.DeclaringType.FullName}.{method.Name}' lives in a dynamic or in-memory assembly, which a worker process cannot load.");
 
         writer.WriteArrayHeader(6);
@@ -108,6 +108,15 @@ internal static class DelegateShipper
         if (d.Target is null) writer.WriteNil();
         else WriteTarget(ref writer, d.Target, serializer, path: "", seen);
     }
+
+    /// <summary>
+    /// Whether a worker (this application started again) can load the assembly: not one emitted at run time,
+    /// nor one loaded from bytes. An assembly without a file is fine in a single-file app, where this library
+    /// has no file either and the worker loads the same bundle.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000", Justification = "An empty Location is what is tested: it tells a bundled assembly from one loaded from bytes.")]
+    private static bool WorkerCanLoad(Assembly assembly) =>
+        !assembly.IsDynamic && (!string.IsNullOrEmpty(assembly.Location) || string.IsNullOrEmpty(typeof(DelegateShipper).Assembly.Location));
 
     private static bool IsDynamicMethod(MethodInfo m) => m is System.Reflection.Emit.DynamicMethod || m.GetType().Name == "RTDynamicMethod";
 

@@ -7,7 +7,7 @@ namespace Multiprocessing;
 
 /// <summary>
 /// Unlinks the shared-memory blocks a process created and did not dispose, once that process is gone,
-/// like CPython's resource_tracker. The tracker is the worker host started in a special mode, one per
+/// like CPython's resource_tracker. The tracker is the application started again in tracker mode (see StartupHook), one per
 /// process that creates blocks, started on the first creation. It reads "+name inode" and "-name" lines
 /// on its standard input; the write end lives only in the creating process, so end-of-file means that
 /// process has exited, however it died (SIGKILL included). Then it unlinks what is still registered,
@@ -18,9 +18,6 @@ namespace Multiprocessing;
 /// </summary>
 internal static class ResourceTracker
 {
-    /// <summary>Set to "1" in the tracker's environment: the worker host serves as a tracker.</summary>
-    public const string ModeVariable = "MULTIPROCESSING_RESOURCE_TRACKER";
-
     private static readonly Lock Gate = new();
     private static readonly Dictionary<string, long> Live = new(StringComparer.Ordinal);
     private static Process? _tracker;
@@ -78,9 +75,7 @@ internal static class ResourceTracker
         var spec = Spawner.Launch;
         // stdout and stderr are redirected, not inherited: a tracker holding the parent's stdout would keep a reader of that pipe waiting for its end.
         var info = spec.StartInfo(redirectInput: true);
-        info.Environment[ModeVariable] = "1";
-        foreach (var variable in new[] { WorkerEnvironment.Socket, WorkerEnvironment.Token, WorkerEnvironment.ParentPid })
-            info.Environment.Remove(variable);
+        info.Environment[WorkerEnvironment.ResourceTracker] = "1";
         info.Environment["DOTNET_TieredPGO"] = "0";
         info.Environment["DOTNET_gcConcurrent"] = "0";
         info.Environment["DOTNET_GCHeapHardLimit"] = "0x4000000";
@@ -100,7 +95,7 @@ internal static class ResourceTracker
         _tracker = null;
     }
 
-    /// <summary>The tracker process's main loop (entered from the worker host).</summary>
+    /// <summary>The tracker process's main loop (entered from the startup hook).</summary>
     public static int Serve()
     {
         // Ctrl+C in a terminal signals the whole foreground process group; the parent may die of it, we must not.

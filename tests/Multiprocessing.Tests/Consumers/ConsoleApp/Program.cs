@@ -1,0 +1,1 @@
+Console.Write(await Checks.RunAsync());
