@@ -42,6 +42,11 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     /// <summary>A pool of <see cref="Environment.ProcessorCount"/> workers with default options.</summary>
     public ProcessPool() : this(new ProcessPoolOptions()) { }
 
+    /// <summary>A pool of <paramref name="processes"/> workers with default options (Python: <c>Pool(4)</c>).</summary>
+    /// <param name="processes">How many worker processes; at least 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="processes"/> is less than 1.</exception>
+    public ProcessPool(int processes) : this(new ProcessPoolOptions { Processes = processes >= 1 ? processes : throw new ArgumentOutOfRangeException(nameof(processes), processes, "A pool needs at least 1 worker process.") }) { }
+
     /// <summary>A pool with the given options. Workers start in the background; work submitted meanwhile waits for them.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the message says which and why).</exception>
     public ProcessPool(ProcessPoolOptions options)

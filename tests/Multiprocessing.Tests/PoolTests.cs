@@ -386,8 +386,19 @@ public class PoolTests
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ProcessPool(new ProcessPoolOptions { Processes = 0 }));
         Assert.Contains("Processes", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new ProcessPool(new ProcessPoolOptions { TaskTimeout = TimeSpan.Zero }));
+        var count = Assert.Throws<ArgumentOutOfRangeException>(() => new ProcessPool(0));
+        Assert.Equal("processes", count.ParamName);
+        Assert.Contains("at least 1 worker process", count.Message);
         using var pool = NewPool(processes: 1);
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.Map((int x) => x, [1], chunkSize: 0));
+    }
+
+    [Fact]
+    public void A_pool_of_n_workers_is_made_as_in_python()
+    {
+        using var pool = new ProcessPool(3);
+        Assert.Equal(3, pool.Processes);
+        Assert.Equal([0, 2, 4, 6], pool.Map((int x) => x * 2, Enumerable.Range(0, 4), 1));
     }
 
     [Fact]
