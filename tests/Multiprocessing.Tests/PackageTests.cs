@@ -75,6 +75,7 @@ public sealed class PackageTests(PackedLibrary package)
     [Theory]
     [InlineData("-p:PublishAot=true", "MULTIPROCESSING001", "Native AOT")]
     [InlineData("-p:PublishTrimmed=true", "MULTIPROCESSING002", "trimmed")]
+    [InlineData("-p:StartupHookSupport=false", "MULTIPROCESSING003", "startup hook")]
     public void A_publish_mode_that_cannot_start_workers_stops_with_a_message_that_names_it_and_the_fix(string property, string code, string named)
     {
         var app = package.NewConsumer("ConsoleApp", code);
@@ -83,6 +84,25 @@ public sealed class PackageTests(PackedLibrary package)
         Assert.Contains($"error {code}: ", output);
         Assert.Contains(named, output);
         Assert.Contains("Remove ", output);
+    }
+
+    [Fact]
+    public void The_package_carries_docs_symbols_readme_license_and_its_build_checks()
+    {
+        using var nupkg = System.IO.Compression.ZipFile.OpenRead(package.Nupkg);
+        var entries = nupkg.Entries.Select(e => e.FullName).ToHashSet();
+        Assert.Contains("lib/net10.0/Multiprocessing.dll", entries);
+        Assert.Contains("lib/net10.0/Multiprocessing.xml", entries);
+        Assert.Contains("buildTransitive/Multiprocessing.targets", entries);
+        Assert.Contains("README.md", entries);
+        // One package: no worker host or other executable travels beside the library.
+        Assert.Single(entries, e => e.EndsWith(".dll", StringComparison.Ordinal));
+        using var nuspec = new StreamReader(nupkg.GetEntry("Multiprocessing.nuspec")!.Open());
+        var metadata = nuspec.ReadToEnd();
+        Assert.Contains("<license type=\"expression\">MIT</license>", metadata);
+        Assert.Contains("<readme>README.md</readme>", metadata);
+        Assert.Contains($"<version>{package.Version}</version>", metadata);
+        Assert.True(File.Exists(Path.ChangeExtension(package.Nupkg, ".snupkg")), "no symbols package beside the package");
     }
 
     [Fact]
@@ -146,6 +166,7 @@ public sealed class PackedLibrary : IDisposable
 
     public string Root { get; } = Directory.CreateTempSubdirectory("mp-package-").FullName;
     public string Version { get; }
+    public string Nupkg { get; }
     private string Feed => Path.Combine(Root, "feed");
 
     public PackedLibrary()
@@ -154,8 +175,8 @@ public sealed class PackedLibrary : IDisposable
         // Its own artifacts folder: packing must not touch the build the tests run from.
         Dotnet(Root, "pack", project, "-c", "Release", "-o", Feed, "--artifacts-path", Path.Combine(Root, "artifacts"),
             $"-p:VersionSuffix=test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}");
-        var package = Directory.EnumerateFiles(Feed, "Multiprocessing.*.nupkg").Single(f => !f.EndsWith(".snupkg", StringComparison.Ordinal));
-        Version = Path.GetFileNameWithoutExtension(package)["Multiprocessing.".Length..];
+        Nupkg = Directory.EnumerateFiles(Feed, "Multiprocessing.*.nupkg").Single();
+        Version = Path.GetFileNameWithoutExtension(Nupkg)["Multiprocessing.".Length..];
         // No <clear/>: the machine's own sources still serve the package's dependencies.
         File.WriteAllText(Path.Combine(Root, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
