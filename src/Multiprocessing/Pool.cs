@@ -36,6 +36,11 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     private int _nextFunctionId;
     private int _workerCounter;
     private int _failedStarts;
+    // Workers killed from outside before they were ready, in a row, and since when: they are replaced after
+    // growing pauses, and past WorkerStartTimeout without a ready worker the work fails (see StartFailed).
+    private int _killedStarts;
+    private long _killedStartsSince;
+    private Exception? _cannotStart;
 
     private enum State { Running, Closed, Terminated, Broken }
 
@@ -60,6 +65,8 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             throw new ArgumentOutOfRangeException(nameof(options), t, "ProcessPoolOptions.TaskTimeout must be positive (or null for no limit).");
         if (options.MaxMemoryPerChild is < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxMemoryPerChild, "ProcessPoolOptions.MaxMemoryPerChild must be a positive number of bytes (or null for no limit).");
+        if (options.WorkerStartTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(options), options.WorkerStartTimeout, "ProcessPoolOptions.WorkerStartTimeout must be positive.");
         if (options.CancellationGracePeriod < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(options), options.CancellationGracePeriod, "ProcessPoolOptions.CancellationGracePeriod cannot be negative.");
 
@@ -452,6 +459,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             case State.Terminated: throw new ObjectDisposedException(nameof(ProcessPool), "The pool was terminated or disposed.");
             case State.Broken: throw new InvalidOperationException($"The pool is broken: {_brokenBy!.Message}", _brokenBy);
         }
+        if (_cannotStart is { } error) throw error;
     }
 
     private void Submit(PoolJob job, List<Chunk> chunks, int items)
@@ -564,6 +572,8 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             worker.Ready = true;
             _failedStarts = 0;
+            _killedStarts = 0;
+            _cannotStart = null;
         }
         worker.RequestDispatch();
     }
@@ -578,14 +588,59 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     {
         _logger.LogError(error, "Pool {Pool} worker {Name} failed to start", _poolId, worker.Name);
         bool broken;
+        var pause = TimeSpan.Zero;
         lock (_lock)
         {
             worker.Gone = true;
-            broken = ++_failedStarts >= 3 || _state is State.Terminated or State.Broken;
+            if (error is TimeoutException or WorkerCrashedException { Signal: 9 or 15 } && _state == State.Running)
+            {
+                pause = StartFailedLocked(error);
+                broken = false;
+            }
+            else broken = ++_failedStarts >= 3 || _state is State.Terminated or State.Broken;
         }
         if (broken) Break(error);
-        else StartWorker(worker.Slot, replacing: true);
+        else StartWorker(worker.Slot, replacing: true, pause);
+        FailQueuedIfCannotStart();
         CheckAllExited();
+    }
+
+    /// <summary>
+    /// A worker was killed from outside (SIGKILL, SIGTERM) or timed out before it was ready: nothing says the
+    /// next one will be, so the pool does not give up, but pauses (0.1 s, doubling, at most 5 s) before the
+    /// next start. Once no worker has been ready for WorkerStartTimeout, work fails with the reason until one is.
+    /// Returns the pause. Caller holds the lock.
+    /// </summary>
+    private TimeSpan StartFailedLocked(Exception why)
+    {
+        if (_killedStarts++ == 0) _killedStartsSince = Stopwatch.GetTimestamp();
+        var anyReady = _workers.Any(w => w is { Ready: true, Gone: false });
+        if (!anyReady && Stopwatch.GetElapsedTime(_killedStartsSince) >= _options.WorkerStartTimeout)
+            _cannotStart = new WorkerCrashedException(
+                $"No worker of the pool could be started for {_options.WorkerStartTimeout.TotalSeconds:0.#} s ({_killedStarts} in a row were killed or timed out before they were ready; the last: {why.Message}). " +
+                "The pool keeps starting workers and takes work again once one is ready; check what kills them (an out-of-memory killer, a container's limits).",
+                (why as WorkerCrashedException)?.ProcessId ?? 0, (why as WorkerCrashedException)?.ExitCode, (why as WorkerCrashedException)?.Signal,
+                (why as WorkerCrashedException)?.StandardErrorTail ?? []);
+        return TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(_killedStarts - 1, 6))));
+    }
+
+    /// <summary>While no worker can start, what waits in the queue fails with the reason rather than waiting on.</summary>
+    private void FailQueuedIfCannotStart()
+    {
+        List<Chunk> failed;
+        Exception? error;
+        lock (_lock)
+        {
+            error = _cannotStart;
+            if (error is null || _queue.Count == 0) return;
+            failed = [.. _queue];
+            _queue.Clear();
+        }
+        foreach (var chunk in failed)
+        {
+            PoolMetrics.TasksFailed.Add(chunk.Count);
+            chunk.Job.OnFailure(chunk, error);
+        }
     }
 
     // refill is false while more answers are already buffered: the worker is refilled once, after the last of them, in one send.
@@ -625,6 +680,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     {
         List<Chunk> lost;
         bool replace;
+        var pause = TimeSpan.Zero;
         KillReason reason;
         Exception? stopped;
         Chunk? running;
@@ -651,7 +707,12 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
                     if (i != runningIndex) _queue.AddFirst(lost[i]);
             // After Close, a worker is replaced only while queued work needs it (a crash requeues its chunks).
             replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
-            if (!worker.Ready && _state == State.Running && reason == KillReason.None) replace = ++_failedStarts < 3;
+            if (!worker.Ready && _state == State.Running && reason == KillReason.None)
+            {
+                if (status.Signal is 9 or 15) pause = StartFailedLocked(new WorkerCrashedException(
+                    $"Worker {worker.Name} (pid {worker.Pid}) was killed by signal {status.Signal} before it was ready", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []));
+                else replace = ++_failedStarts < 3;
+            }
         }
         var clean = status is { Code: 0, Signal: null } && lost.Count == 0 && worker.ExitSent;
         if (lost.Count > 0)
@@ -683,18 +744,19 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         if (replace)
         {
             PoolMetrics.WorkerRestarts.Add(1);
-            StartWorker(worker.Slot, replacing: true);
+            StartWorker(worker.Slot, replacing: true, pause);
         }
         else
         {
             lock (_lock) if (_workers[worker.Slot] == worker) _workers[worker.Slot] = null;
             CheckAllExited();
         }
+        FailQueuedIfCannotStart();
         foreach (var w in _workers)
             if (w is not null && w != worker) w.RequestDispatch();
     }
 
-    private void StartWorker(int slot, bool replacing)
+    private void StartWorker(int slot, bool replacing, TimeSpan pause = default)
     {
         var worker = new PoolWorker(this, slot, $"Pool{_poolId}-Worker{Interlocked.Increment(ref _workerCounter)}");
         lock (_lock)
@@ -702,7 +764,11 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             if (replacing && _state is State.Terminated or State.Broken) return;
             _workers[slot] = worker;
         }
-        new Thread(() => worker.Run(_options.Initializer, _serializer, replacing)) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
+        new Thread(() =>
+        {
+            if (pause > TimeSpan.Zero) Thread.Sleep(pause);
+            worker.Run(_options.Initializer, _serializer, replacing);
+        }) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
     }
 
     private void CheckAllExited()

@@ -29,6 +29,14 @@ public sealed record ProcessPoolOptions
     /// <summary>After a cancellation, how long a running task may take to observe <see cref="WorkerProcess.CancellationToken"/> before its worker is killed.</summary>
     public TimeSpan CancellationGracePeriod { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long the pool may go without any worker able to start (each one killed from outside before it is
+    /// ready, say by an out-of-memory killer) before queued and new work fails with a
+    /// <see cref="WorkerCrashedException"/> that says why. The pool keeps starting workers, with growing
+    /// pauses, and accepts work again as soon as one is ready. Defaults to 30 seconds.
+    /// </summary>
+    public TimeSpan WorkerStartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The serializer for arguments and results; defaults to <see cref="MessagePackObjectSerializer"/>.</summary>
     public ISerializer? Serializer { get; init; }
 
