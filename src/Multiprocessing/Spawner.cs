@@ -23,8 +23,6 @@ internal static class Spawner
     private static readonly Lazy<Listener> SharedListener = new(() => new Listener());
     private static readonly Lazy<LaunchSpec> SharedSpec = new(LaunchSpec.Resolve);
 
-    /// <summary>How this process starts the worker host (also used to start the resource tracker).</summary>
-    internal static LaunchSpec Launch => SharedSpec.Value;
     private static readonly BlockingCollection<Action> SpawnQueue = StartSpawnThread();
 
     // Spare workers: started ahead, connected, waiting for their first frame. .NET cannot fork, so
@@ -283,6 +281,7 @@ internal static class Spawner
             };
             foreach (var argument in Arguments) info.ArgumentList.Add(argument);
             info.Environment[WorkerEnvironment.StartupHooks] = WorkerEnvironment.ChildStartupHooks();
+            WorkerEnvironment.SetRuntimeDiagnostics(info.Environment);
             return info;
         }
 
@@ -339,6 +338,7 @@ internal static class Spawner
             // A courtesy to earlier runs, off the first spawn's path: /tmp can hold thousands of entries.
             new Thread(SweepFoldersOfDeadParents) { IsBackground = true, Name = "Multiprocessing sweeper" }.Start();
             _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{FolderPrefix}{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
+            ResourceTracker.RegisterFolder(_folder); // before it exists: a kill in between leaves nothing
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_folder);
             else Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             Path = System.IO.Path.Combine(_folder, "s");
@@ -394,6 +394,8 @@ internal static class Spawner
         }
 
         private const string FolderPrefix = "multiprocessing-";
+        // A manager's socket folder: multiprocessing-manager-<pid>-<random> (see Manager.StartAsync).
+        private const string ManagerFolderInfix = "manager-";
 
         /// <summary>
         /// A parent killed with SIGKILL cannot delete its socket folder; the next parent to start
@@ -406,6 +408,7 @@ internal static class Spawner
                 foreach (var folder in Directory.EnumerateDirectories(System.IO.Path.GetTempPath(), FolderPrefix + "*"))
                 {
                     var rest = System.IO.Path.GetFileName(folder)[FolderPrefix.Length..];
+                    if (rest.StartsWith(ManagerFolderInfix, StringComparison.Ordinal)) rest = rest[ManagerFolderInfix.Length..];
                     var dash = rest.IndexOf('-');
                     if (dash <= 0 || !int.TryParse(rest.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
                     if (pid == Environment.ProcessId || Platform.Current.ProcessExists(pid)) continue;
@@ -416,6 +419,25 @@ internal static class Spawner
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // Sweeping is a courtesy; failing to do it must not stop workers from starting.
+            }
+            try
+            {
+                // The diagnostic and debugger sockets that a .NET runtime killed before a clean exit leaves (workers of
+                // earlier versions, or started with MULTIPROCESSING_WORKER_DIAGNOSTICS=1, and any other .NET program):
+                // clr-debug-pipe-<pid>-<start>-in/out, dotnet-diagnostic-<pid>-<start>-socket, kept while that process lives.
+                foreach (var pattern in (string[])["clr-debug-pipe-*", "dotnet-diagnostic-*"])
+                    foreach (var file in Directory.EnumerateFiles(System.IO.Path.GetTempPath(), pattern))
+                    {
+                        var parts = System.IO.Path.GetFileName(file)[(pattern.Length - 1)..].Split('-');
+                        if (parts.Length == 3
+                            && int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+                            && long.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var start)
+                            && Platform.Current.ProcessStartKey(pid) != start)
+                            Platform.Current.RemoveRuntimeLeftovers(pid, start);
+                    }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
             }
             try
             {

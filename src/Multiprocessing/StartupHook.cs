@@ -15,8 +15,7 @@ internal static class StartupHook
     /// <summary>Called by the runtime before <c>Main</c>; returns at once unless this process was started as a worker.</summary>
     internal static void Initialize()
     {
-        if (WorkerEnvironment.TakeRole() is not { } role) return;
-        var code = role == WorkerRole.ResourceTracker ? ResourceTracker.Serve() : WorkerHost.Run(role.Connection!);
-        Environment.Exit(code);
+        if (WorkerEnvironment.TakeConnection() is not { } connection) return;
+        Environment.Exit(WorkerHost.Run(connection));
     }
 }

@@ -9,7 +9,8 @@ namespace Multiprocessing;
 /// running (0 between calls) and since when. The worker writes it before and after each call,
 /// with no system call, so the parent always knows which call a crash or a timeout belongs to,
 /// even while finished results are still batched in the worker. The block is unlinked as soon as
-/// both sides have mapped it, so nothing is left in /dev/shm whatever happens next.
+/// both sides have mapped it; until then the resource tracker knows it, so nothing is left in /dev/shm
+/// even when the parent is killed while its pool starts.
 /// </summary>
 internal sealed unsafe class WorkerStatus : IDisposable
 {
@@ -22,13 +23,22 @@ internal sealed unsafe class WorkerStatus : IDisposable
 
     private long* Words => (long*)_mapping.Address;
 
-    public static WorkerStatus Create() =>
-        new(Mappings.Create($"mpstatus_{Environment.ProcessId}_{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}", 2 * sizeof(long)));
+    public static WorkerStatus Create()
+    {
+        var name = $"mpstatus_{Environment.ProcessId}_{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
+        ResourceTracker.Register(name, inode: null);
+        var mapping = Mappings.Create(name, 2 * sizeof(long));
+        ResourceTracker.Register(name, mapping.Inode);
+        return new WorkerStatus(mapping);
+    }
 
     public static WorkerStatus Attach(string name) => new(Mappings.Attach(name));
 
     /// <summary>Removes the name; both mappings stay valid.</summary>
-    public void Unlink() => Platform.Current.UnlinkSharedMemory(Name);
+    public void Unlink()
+    {
+        if (Platform.Current.UnlinkSharedMemory(Name)) ResourceTracker.Unregister(Name);
+    }
 
     /// <summary>In the worker: a call starts (the time first, so a reader that sees the id sees its time).</summary>
     public void Begin(long callId)

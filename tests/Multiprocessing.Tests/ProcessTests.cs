@@ -13,23 +13,36 @@ public class ProcessTests
 {
     private readonly int _field = 5;
 
+    private static string[] RuntimeSockets(int pid) =>
+        [.. Directory.EnumerateFiles(Path.GetTempPath(), $"clr-debug-pipe-{pid}-*"), .. Directory.EnumerateFiles(Path.GetTempPath(), $"dotnet-diagnostic-{pid}-*")];
+
     [Fact]
-    public void A_killed_worker_leaves_no_runtime_sockets_in_the_temporary_folder()
+    public void Workers_make_no_runtime_sockets_unless_asked_and_those_of_a_killed_worker_are_removed()
     {
+        // By default a worker's runtime opens no diagnostic or debugger socket, so a killed one leaves none in /tmp.
         var worker = new WorkerProcess(() => Thread.Sleep(Timeout.Infinite));
-        worker.Start();
-        var folder = Path.GetTempPath();
-        string[] Leftovers() => [.. Directory.EnumerateFiles(folder, $"clr-debug-pipe-{worker.Pid}-*"), .. Directory.EnumerateFiles(folder, $"dotnet-diagnostic-{worker.Pid}-*")];
-        // The runtime makes them while it starts (unless diagnostics are turned off for the machine).
-        var diagnosticsOn = Environment.GetEnvironmentVariable("DOTNET_EnableDiagnostics") != "0";
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (diagnosticsOn && Leftovers().Length == 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(20);
-        Assert.Equal(diagnosticsOn, Leftovers().Length > 0);
+        worker.Start(); // returns once the child has connected: its runtime has started
+        Assert.Empty(RuntimeSockets(worker.Pid));
         worker.Kill();
         TestSupport.JoinOrFail(worker);
-        clock.Restart();
-        while (Leftovers().Length > 0 && clock.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(20);
-        Assert.Empty(Leftovers());
+
+        // Asked for (to attach dotnet-trace or a debugger): they exist, and a killed worker's are removed.
+        var scenario = new WorkerProcess(static () =>
+        {
+            Environment.SetEnvironmentVariable("MULTIPROCESSING_WORKER_DIAGNOSTICS", "1");
+            Environment.SetEnvironmentVariable("MULTIPROCESSING_SPARE_WORKERS", "0");
+            var inner = new WorkerProcess(() => Thread.Sleep(Timeout.Infinite));
+            inner.Start();
+            if (!TestSupport.Eventually(() => RuntimeSockets(inner.Pid).Length > 0, TimeSpan.FromSeconds(10)))
+                throw new InvalidOperationException("MULTIPROCESSING_WORKER_DIAGNOSTICS=1, yet the worker's runtime made no diagnostic socket");
+            inner.Kill();
+            TestSupport.JoinOrFail(inner);
+            if (!TestSupport.Eventually(() => RuntimeSockets(inner.Pid).Length == 0, TimeSpan.FromSeconds(10)))
+                throw new InvalidOperationException("a killed worker's runtime sockets stayed: " + string.Join(", ", RuntimeSockets(inner.Pid)));
+        });
+        scenario.Start();
+        TestSupport.JoinOrFail(scenario);
+        Assert.Null(scenario.Exception);
     }
 
     [Fact]

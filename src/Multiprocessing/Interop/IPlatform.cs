@@ -63,6 +63,14 @@ internal interface IPlatform
     /// folder). Best effort; a later process that reuses the id has another key, and its files are kept.
     /// </summary>
     void RemoveRuntimeLeftovers(int pid, long startKey);
+
+    /// <summary>
+    /// How to start a resource tracker (see ResourceTracker): a small process that reads tab-separated lines on
+    /// its standard input, <c>+ KIND ID INODE</c> and <c>- KIND ID</c> (KIND <c>shm</c>, <c>shm+</c> for a block
+    /// and its <c>ID_*</c> spill blocks, <c>dir</c> for a folder; INODE <c>-</c> when unchecked), and at end of input
+    /// removes every ID still registered whose inode still matches. It must not die of the terminal's signals.
+    /// </summary>
+    System.Diagnostics.ProcessStartInfo ResourceTrackerStartInfo();
 }
 
 /// <summary>How a futex wait ended.</summary>

@@ -229,4 +229,40 @@ internal sealed partial class LinuxPlatform : IPlatform
             }
         }
     }
+
+    public System.Diagnostics.ProcessStartInfo ResourceTrackerStartInfo()
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("/bin/sh")
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        // The system's own awk, stat and rm, whatever PATH the application runs with (a self-contained app may have none).
+        info.Environment["PATH"] = "/usr/bin:/bin";
+        // Ignored signals stay ignored across exec: awk (and the stat/rm it runs) outlive a Ctrl+C that ends the parent.
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("trap '' INT TERM HUP QUIT; exec awk \"$1\"");
+        info.ArgumentList.Add("multiprocessing-resource-tracker");
+        info.ArgumentList.Add(TrackerScript);
+        return info;
+    }
+
+    // IDs never hold a tab, newline or single quote (ResourceTracker refuses them), so single quotes make them literal.
+    private const string TrackerScript = """
+        BEGIN { FS = "	" }
+        $1 == "+" { live[$2 FS $3] = $4; next }
+        $1 == "-" { delete live[$2 FS $3]; next }
+        END {
+            for (key in live) {
+                split(key, part, FS)
+                path = (part[1] == "dir") ? part[2] : "/dev/shm/" part[2]
+                same = (live[key] == "-") ? "[ -e '" path "' ]" : "[ \"$(stat -c %i '" path "' 2>/dev/null)\" = '" live[key] "' ]"
+                remove = "rm -rf '" path "'"
+                if (part[1] == "shm+") remove = remove "; rm -f '" path "'_*"
+                system(same " && { " remove "; }")
+            }
+        }
+        """;
 }

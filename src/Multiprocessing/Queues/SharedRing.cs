@@ -67,7 +67,7 @@ internal sealed unsafe class SharedRing : IDisposable
         if (maxItems < 0)
             throw new ArgumentOutOfRangeException("maxSize", maxItems, "maxSize must be 0 (unbounded) or a positive number of items.");
         var capacity = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)ringBytes);
-        var memory = SharedMemory.Wrap(SharedMemory.CreateOwned(HeaderBytes + capacity, null, "mp_" + kind + "_"), isOwner: true);
+        var memory = SharedMemory.Wrap(SharedMemory.CreateOwned(HeaderBytes + capacity, null, "mp_" + kind + "_", withSpill: true), isOwner: true);
         var b = (byte*)memory.Address;
         *(long*)(b + OffCapacity) = capacity;
         *(int*)(b + OffMaxItems) = maxItems;
@@ -269,7 +269,8 @@ internal sealed unsafe class SharedRing : IDisposable
             mapping = Mappings.Create(name, size);
         }
         // Not tracked by this process's tracker: the segment outlives its writer (a worker that puts and exits).
-        // The queue's owner sweeps what is left when it is disposed; consumers unlink what they drain.
+        // The queue's owner sweeps what is left when it is disposed, its tracker when it dies or exits without
+        // disposing (the ring is registered with its spill); consumers unlink what they drain.
         var segment = SharedMemory.Wrap(mapping, isOwner: false);
         var b = (byte*)segment.Address;
         *(int*)(b + SegHeaderBytes) = payload.Length;

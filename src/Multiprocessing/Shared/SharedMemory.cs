@@ -121,21 +121,33 @@ public sealed class SharedMemory : IDisposable
     }
 
     /// <summary>Creates a block for a library object (an array, a value, a lock) and registers it with the tracker.</summary>
-    internal static Mapping CreateOwned(long size, string? name, string prefix)
+    /// <param name="size">Bytes.</param>
+    /// <param name="name">The name, or null for a random one after <paramref name="prefix"/>.</param>
+    /// <param name="prefix">How a random name starts.</param>
+    /// <param name="withSpill">The block has spill segments named <c>NAME_N</c> (a queue's ring): the tracker sweeps them with it.</param>
+    internal static Mapping CreateOwned(long size, string? name, string prefix, bool withSpill = false)
     {
         for (var attempt = 0; ; attempt++)
         {
             var chosen = name ?? prefix + Convert.ToHexString(RandomNumberGenerator.GetBytes(prefix == "psm_" ? 4 : 8)).ToLowerInvariant();
             Mapping mapping;
+            // Known to the tracker before it exists (by name alone), then by its inode: a process killed in between leaves nothing.
+            ResourceTracker.Register(chosen, inode: null, withSpill);
             try
             {
                 mapping = Mappings.Create(chosen, size);
             }
             catch (IOException) when (name is null && attempt < 100 && Platform.Current.StatSharedMemory(chosen) is not null)
             {
+                ResourceTracker.Unregister(chosen);
                 continue; // a random name that is taken: draw another, as CPython does
             }
-            ResourceTracker.Register(chosen, mapping.Inode);
+            catch
+            {
+                ResourceTracker.Unregister(chosen);
+                throw;
+            }
+            ResourceTracker.Register(chosen, mapping.Inode, withSpill);
             return mapping;
         }
     }
