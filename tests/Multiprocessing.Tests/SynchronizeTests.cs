@@ -240,6 +240,33 @@ public class SynchronizeTests
         Assert.Throws<SynchronizationLockException>(() => cond.Wait(TimeSpan.Zero));
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(int.MaxValue, 3)] // NotifyAll
+    public void Notify_n_wakes_at_most_n_of_three_waiting_processes(int count, int expectedWoken)
+    {
+        using var cond = new ProcessCondition();
+        using var ready = SharedValue<int>.Create();
+        using var woken = SharedArray<int>.Create(3);
+        var waiters = Enumerable.Range(0, 3).Select(i => new WorkerProcess(() =>
+        {
+            using (cond.Acquire())
+            {
+                ready.Add(1);
+                woken[i] = cond.Wait(TimeSpan.FromSeconds(2)) ? 1 : -1;
+            }
+        }) { Name = $"waiter-{i}" }).ToArray();
+        foreach (var w in waiters) w.Start();
+        // Each waiter counts itself while holding the lock and releases it only by waiting: once the
+        // count is 3 and the lock is ours, all three are waiting.
+        Assert.True(TestSupport.Eventually(() => ready.Value == 3, TestSupport.Patience), "the waiters did not start");
+        using (cond.Acquire()) cond.Notify(count);
+        JoinAllAndCheck(waiters);
+        Assert.Equal(expectedWoken, woken.ToArray().Count(r => r == 1));
+        Assert.Equal(3 - expectedWoken, woken.ToArray().Count(r => r == -1));
+    }
+
     [Fact]
     public async Task Async_waits_complete_when_signalled_and_honour_cancellation()
     {

@@ -544,7 +544,10 @@ public sealed unsafe class ProcessCondition : IDisposable
     }
 
     private int* Sequence => Block.Word(0);
-    private int* Waiting => Block.Word(1);
+    // Waiters registered and not yet woken (high half) and wake permits not yet taken (low half), changed together
+    // by compare-and-swap: Notify(n) turns at most n registered waiters into permits, so at most n waits return true.
+    private long* Tickets => (long*)Block.Word(2);
+    private const long OneWaiter = 1L << 32;
 
     /// <summary>The lock the condition is over.</summary>
     public ProcessLock Lock { get; }
@@ -593,15 +596,45 @@ public sealed unsafe class ProcessCondition : IDisposable
         return result;
     }
 
-    /// <summary>Wakes up to <paramref name="count"/> waiters (more may wake: waiters re-check their predicate).</summary>
+    /// <summary>Wakes at most <paramref name="count"/> of the processes waiting now, as Python's <c>notify(n)</c>.</summary>
     /// <exception cref="SynchronizationLockException">This process does not hold the lock.</exception>
     public void Notify(int count = 1)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         if (!Lock.IsHeldByThisProcess) throw SyncApi.NotHeld("condition's lock");
-        if (count == 0) return;
+        int woken;
+        while (true)
+        {
+            var tickets = Volatile.Read(ref *Tickets);
+            woken = (int)Math.Min(count, tickets >> 32);
+            if (woken == 0) return;
+            if (Interlocked.CompareExchange(ref *Tickets, tickets - woken * OneWaiter + woken, tickets) == tickets) break;
+        }
+        // The permits are there before the sequence moves: a waiter that sees the new sequence sees them too.
         Interlocked.Increment(ref *Sequence);
-        if (Volatile.Read(ref *Waiting) > 0) Futex.Wake(Sequence, count);
+        Futex.Wake(Sequence, woken);
+    }
+
+    /// <summary>Takes a wake permit if one is left; a waiter that got one was notified.</summary>
+    private bool TryTakePermit()
+    {
+        while (true)
+        {
+            var tickets = Volatile.Read(ref *Tickets);
+            if ((int)tickets == 0) return false;
+            if (Interlocked.CompareExchange(ref *Tickets, tickets - 1, tickets) == tickets) return true;
+        }
+    }
+
+    /// <summary>A waiter that gives up (time out, cancellation): takes a permit if one is left, else withdraws; true when notified.</summary>
+    private bool TakePermitOrWithdraw()
+    {
+        while (true)
+        {
+            var tickets = Volatile.Read(ref *Tickets);
+            var next = (int)tickets > 0 ? tickets - 1 : tickets - OneWaiter;
+            if (Interlocked.CompareExchange(ref *Tickets, next, tickets) == tickets) return (int)tickets > 0;
+        }
     }
 
     /// <summary>Wakes every waiter.</summary>
@@ -623,8 +656,7 @@ public sealed unsafe class ProcessCondition : IDisposable
         if (!Lock.IsHeldByThisProcess) throw SyncApi.NotHeld("condition's lock");
         token.ThrowIfCancellationRequested();
         using var hold = Block.Keep();
-        var seen = Volatile.Read(ref *Sequence);
-        Interlocked.Increment(ref *Waiting);
+        Interlocked.Add(ref *Tickets, OneWaiter); // registered while the lock is held: a Notify after our release counts us
         var notified = false;
         Lock.Release();
         try
@@ -632,17 +664,19 @@ public sealed unsafe class ProcessCondition : IDisposable
             using var cancel = Futex.WakeOnCancel(Sequence, token);
             while (!token.IsCancellationRequested)
             {
-                if (Volatile.Read(ref *Sequence) != seen) { notified = true; break; }
+                var seen = Volatile.Read(ref *Sequence);
+                if (TryTakePermit()) { notified = true; break; }
                 if (!Futex.WaitSlice(Sequence, seen, deadline, out _)) break;
             }
         }
         finally
         {
-            Interlocked.Decrement(ref *Waiting);
+            // Gave up: a permit handed out meanwhile is still ours (a notify is never lost), else we withdraw.
+            if (!notified) notified = TakePermitOrWithdraw();
             // Python's wait re-takes the lock whatever happened; so do we, and never time out doing so.
             Lock.AcquireCore(Deadline.Infinite, CancellationToken.None);
         }
-        token.ThrowIfCancellationRequested();
+        if (!notified) token.ThrowIfCancellationRequested();
         return notified;
     }
 }
