@@ -14,7 +14,12 @@ internal abstract class Invoker
     private static readonly ConcurrentDictionary<Type, Invoker> Cache = new();
 
     /// <summary>Deserializes the items, calls the delegate on each, serializes the results as an array.</summary>
-    public abstract void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer);
+    /// <param name="target">The delegate.</param>
+    /// <param name="items">The serialized argument tuples.</param>
+    /// <param name="output">Receives the serialized results.</param>
+    /// <param name="serializer">Reads the arguments and writes the results.</param>
+    /// <param name="status">Told when the user's code is about to run (a crash before that is not the task's doing).</param>
+    public abstract void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer, WorkerStatus? status = null);
 
     public static Invoker For(Type delegateType) => Cache.GetOrAdd(delegateType, Create);
 
@@ -55,9 +60,10 @@ internal abstract class Invoker
     /// <summary>Runs each item; an action's results are an array of placeholders.</summary>
     private abstract class Typed<TItem, TResult> : Invoker
     {
-        public sealed override void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer)
+        public sealed override void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer, WorkerStatus? status = null)
         {
             var input = serializer.Deserialize<TItem[]>(items);
+            status?.UserCodeStarts();
             var results = new TResult[input.Length];
             for (var i = 0; i < input.Length; i++) results[i] = Call(target, input[i]);
             serializer.Serialize(output, results);

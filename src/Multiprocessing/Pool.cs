@@ -44,6 +44,9 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
 
     private enum State { Running, Closed, Terminated, Broken }
 
+    /// <summary>How many workers may die with a chunk taken but not begun before that chunk fails.</summary>
+    private const int MaxDeathsBeforeStart = 3;
+
     /// <summary>A pool of <see cref="Environment.ProcessorCount"/> workers with default options.</summary>
     public ProcessPool() : this(new ProcessPoolOptions()) { }
 
@@ -701,6 +704,12 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             // queue, in order, unless the pool is stopping.
             var runningCall = worker.Status.Read().CallId;
             var runningIndex = lost.FindIndex(c => c.CallId == runningCall);
+            // A crash after the worker took the call but before the user's code began is the worker's, not the
+            // call's: it goes back to the queue too, a bounded number of times (a call that kills every worker
+            // while its arguments are read must still end).
+            if (runningIndex >= 0 && reason == KillReason.None && stopped is null && !worker.Status.UserCodeStarted(runningCall)
+                && ++lost[runningIndex].DiedBeforeStart < MaxDeathsBeforeStart)
+                runningIndex = -1;
             running = runningIndex >= 0 ? lost[runningIndex] : null;
             if (stopped is null)
                 for (var i = lost.Count - 1; i >= 0; i--)
@@ -723,6 +732,9 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             {
                 KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Name} (pid {worker.Pid}) was killed and replaced."),
                 KillReason.Cancelled => new OperationCanceledException("The task was cancelled and did not stop within the grace period; its worker was killed."),
+                _ when running is { DiedBeforeStart: >= MaxDeathsBeforeStart } => new WorkerCrashedException(
+                    $"{MaxDeathsBeforeStart} workers died after taking this task and before its code began (the last: {worker.Name}, pid {worker.Pid}), " +
+                    "while its arguments were read; a type whose deserialization crashes the process is the usual cause", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
                 _ => new WorkerCrashedException($"Worker {worker.Name} (pid {worker.Pid}) died while running this task", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
             };
             foreach (var chunk in failed)

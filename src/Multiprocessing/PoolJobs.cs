@@ -32,6 +32,9 @@ internal sealed class Chunk(PoolJob job, int index, int offset, int count, ReadO
     public ReadOnlyMemory<byte> Payload { get; } = payload;
     public long CallId { get; set; }
 
+    /// <summary>How many workers died after taking this chunk and before its code began (guarded by the pool's lock).</summary>
+    public int DiedBeforeStart { get; set; }
+
     public static ReadOnlyMemory<byte> Serialize<TItem>(ISerializer serializer, TItem[] items)
     {
         var buffer = new ArrayBufferWriter<byte>(64 + items.Length * 4);

@@ -200,7 +200,7 @@ internal static class WorkerHost
             header.WriteInt64(0); // patched below: WriteInt64 always takes 9 bytes
             header.Flush();
             _status?.Begin(callId);
-            Invoker.For(target.GetType()).Run(target, items, output, serializer);
+            Invoker.For(target.GetType()).Run(target, items, output, serializer, _status);
             System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(output.Written(elapsedAt + 1, 8), Stopwatch.GetTimestamp() - started);
             output.EndFrame();
             return true;

@@ -5,8 +5,9 @@ using Multiprocessing.Interop;
 namespace Multiprocessing;
 
 /// <summary>
-/// Sixteen bytes of shared memory between a pool worker and its parent: the call the worker is
-/// running (0 between calls) and since when. The worker writes it before and after each call,
+/// Three words of shared memory between a pool worker and its parent: the call the worker is
+/// running (0 between calls), since when, and whether that call's user code has begun (a worker that
+/// dies after taking a call but before its code starts did not die of the call). The worker writes it before and after each call,
 /// with no system call, so the parent always knows which call a crash or a timeout belongs to,
 /// even while finished results are still batched in the worker. The block is unlinked as soon as
 /// both sides have mapped it; until then the resource tracker knows it, so nothing is left in /dev/shm
@@ -27,7 +28,7 @@ internal sealed unsafe class WorkerStatus : IDisposable
     {
         var name = $"mpstatus_{Environment.ProcessId}_{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
         ResourceTracker.Register(name, inode: null);
-        var mapping = Mappings.Create(name, 2 * sizeof(long));
+        var mapping = Mappings.Create(name, 3 * sizeof(long));
         ResourceTracker.Register(name, mapping.Inode);
         return new WorkerStatus(mapping);
     }
@@ -47,6 +48,9 @@ internal sealed unsafe class WorkerStatus : IDisposable
         Volatile.Write(ref Words[0], callId);
     }
 
+    /// <summary>In the worker: the running call's arguments are read and the user's code runs next.</summary>
+    public void UserCodeStarts() => Volatile.Write(ref Words[2], Volatile.Read(ref Words[0]));
+
     /// <summary>In the worker: no call is running.</summary>
     public void End() => Volatile.Write(ref Words[0], 0);
 
@@ -56,6 +60,9 @@ internal sealed unsafe class WorkerStatus : IDisposable
         var id = Volatile.Read(ref Words[0]);
         return (id, Volatile.Read(ref Words[1]));
     }
+
+    /// <summary>In the parent: whether the user's code of call <paramref name="callId"/> had begun.</summary>
+    public bool UserCodeStarted(long callId) => Volatile.Read(ref Words[2]) == callId;
 
     public void Dispose()
     {

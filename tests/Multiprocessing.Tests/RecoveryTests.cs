@@ -58,6 +58,36 @@ public class RecoveryTests
         Assert.Equal(0, scenario.ExitCode);
     }
 
+    [Fact]
+    public async Task A_task_whose_worker_died_before_its_code_began_goes_back_to_the_queue_and_completes()
+    {
+        var marker = TestSupport.TempFile();
+        var item = new SlowToArrive { Marker = marker, Value = 21 };
+        File.WriteAllText(marker, ""); // after the item is built here: only a worker reading it sleeps
+        using var pool = new ProcessPool(1);
+        // Its arguments are read, its code has not begun: the worker sleeps inside the deserializer, and is killed there.
+        var result = pool.MapAsync((SlowToArrive x) => x.Value * 2, [item], chunkSize: 1);
+        Assert.True(TestSupport.Eventually(() => File.Exists(marker + ".pid"), TestSupport.Patience), "the worker never took the task");
+        var pid = int.Parse(File.ReadAllText(marker + ".pid"), System.Globalization.CultureInfo.InvariantCulture);
+        File.Delete(marker);
+        File.Delete(marker + ".pid");
+        TestSupport.SigKill(pid);
+        // Once, such a task failed with WorkerCrashedException naming the killed pid.
+        var doubled = await result.WaitAsync(TestSupport.Patience);
+        Assert.Equal(new[] { 42 }, doubled);
+    }
+
+    [Fact]
+    public async Task A_task_that_kills_every_worker_before_its_code_begins_still_ends_with_a_clear_exception()
+    {
+        using var pool = new ProcessPool(2);
+        var error = await Assert.ThrowsAsync<WorkerCrashedException>(() => pool.ApplyAsync((CrashesOnArrival x) => x.Value, new CrashesOnArrival()).WaitAsync(TestSupport.Patience));
+        Assert.StartsWith("3 workers died after taking this task and before its code began", error.Message);
+        Assert.Contains("while its arguments were read", error.Message);
+        Assert.Equal(6, error.Signal); // FailFast aborts
+        Assert.Equal(5, pool.Apply(static () => 5)); // and the pool goes on
+    }
+
     /// <summary>This process's children, but for the resource tracker (which must live on).</summary>
     internal static IEnumerable<int> PoolChildren()
     {
@@ -75,5 +105,35 @@ public class RecoveryTests
                 if (!environment.Contains("MULTIPROCESSING_RESOURCE_TRACKER=1", StringComparison.Ordinal)) yield return pid;
             }
         }
+    }
+}
+
+/// <summary>An argument whose deserialization sleeps while <see cref="Marker"/> names an existing file (it writes its pid next to it).</summary>
+public sealed class SlowToArrive
+{
+    private int _value;
+
+    public string Marker { get; set; } = "";
+
+    public int Value
+    {
+        get => _value;
+        set
+        {
+            _value = value;
+            if (Marker.Length == 0 || !File.Exists(Marker)) return;
+            File.WriteAllText(Marker + ".pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Thread.Sleep(TimeSpan.FromSeconds(60));
+        }
+    }
+}
+
+/// <summary>An argument whose deserialization ends the process that reads it (serializing it, in the parent, is harmless).</summary>
+public sealed class CrashesOnArrival
+{
+    public int Value
+    {
+        get => 1;
+        set => Environment.FailFast("CrashesOnArrival was deserialized");
     }
 }
