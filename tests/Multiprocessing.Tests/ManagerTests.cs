@@ -238,6 +238,42 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task Silent_and_garbage_peers_cannot_lock_out_a_client_with_the_key_and_a_full_manager_says_so()
+    {
+        var key = Guid.NewGuid().ToByteArray();
+        await using var served = Manager.Serve(new IPEndPoint(IPAddress.Loopback, 0), key, new ManagerOptions { MaxConnections = 100 });
+        var port = ((IPEndPoint)served.Endpoint).Port;
+        served.Dictionary<string, int>("d")["x"] = 7;
+
+        // 200 peers connect and say nothing, 50 more send garbage: once, they held every slot for 10 s and a
+        // client with the key was turned away as "not a Multiprocessing manager".
+        var peers = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 250; i++)
+            {
+                var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                peer.Connect(IPAddress.Loopback, port);
+                if (i >= 200) peer.Send(System.Text.Encoding.ASCII.GetBytes(new string('x', 80)));
+                peers.Add(peer);
+            }
+            await using (var client = await Manager.ConnectAsync(served.Endpoint, key).WaitAsync(Patience))
+                Assert.Equal(7, client.Dictionary<string, int>("d")["x"]);
+        }
+        finally
+        {
+            foreach (var peer in peers) peer.Dispose();
+        }
+
+        // Every authenticated slot taken: the next client hears why.
+        await using var small = Manager.Serve(new IPEndPoint(IPAddress.Loopback, 0), key, new ManagerOptions { MaxConnections = 1 });
+        await using var first = await Manager.ConnectAsync(small.Endpoint, key);
+        _ = first.Dictionary<string, int>("d").Count; // holds the one connection
+        var refused = await Assert.ThrowsAsync<MultiprocessingException>(() => Manager.ConnectAsync(small.Endpoint, key).WaitAsync(Patience));
+        Assert.Contains("already serves its maximum of clients (ManagerOptions.MaxConnections", refused.Message);
+    }
+
+    [Fact]
     public async Task Ten_thousand_malformed_frames_close_only_their_connections_while_a_good_client_works()
     {
         var log = new ListLogger();

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 
@@ -19,11 +20,24 @@ internal static class ManagerAuth
     private const int NonceLength = 32;
     private const int MacLength = 32;
     private static readonly byte[] Magic = "MPMGR\u0001\0\0"u8.ToArray();
+    // Sent instead of the greeting when every authenticated slot is taken: the client hears why, not a bare close.
+    private static readonly byte[] FullMagic = "MPMGR\u0001FL"u8.ToArray();
     private static readonly byte[] ClientLabel = "client"u8.ToArray();
     private static readonly byte[] ServerLabel = "server"u8.ToArray();
 
     /// <summary>The length of the client's answer to the challenge.</summary>
     public const int ClientMessageLength = NonceLength + MacLength + 16;
+
+    /// <summary>Tells a new connection that the manager serves its maximum of clients, in the greeting's place; never blocks.</summary>
+    public static void RefuseFull(Socket socket)
+    {
+        try
+        {
+            socket.Blocking = false; // 40 bytes into an empty send buffer; a peer that does not read costs nothing
+            socket.Send([.. FullMagic, .. new byte[NonceLength]]);
+        }
+        catch (SocketException) { }
+    }
 
     /// <summary>Runs the server's side; the client's session id when the peer knows the key, else null.</summary>
     public static Guid? Server(WireConnection connection, byte[] key)
@@ -42,7 +56,13 @@ internal static class ManagerAuth
     /// <summary>Runs the client's side; throws <see cref="AuthenticationException"/> when either side lacks the key.</summary>
     public static void Client(WireConnection connection, byte[] key, Guid session, string endpoint)
     {
-        if (!connection.TryReadExactly(Magic.Length + NonceLength, out var hello) || !hello.Span[..Magic.Length].SequenceEqual(Magic))
+        if (!connection.TryReadExactly(Magic.Length + NonceLength, out var hello))
+            throw new AuthenticationException($"The peer at {endpoint} closed the connection before greeting: it is not a Multiprocessing manager, or it is stopping.");
+        if (hello.Span[..FullMagic.Length].SequenceEqual(FullMagic))
+            throw new MultiprocessingException(
+                $"The manager at {endpoint} refused the connection: it already serves its maximum of clients (ManagerOptions.MaxConnections on the serving side). " +
+                "Close connections you no longer use, retry later, or raise the limit.");
+        if (!hello.Span[..Magic.Length].SequenceEqual(Magic))
             throw new AuthenticationException($"The peer at {endpoint} is not a Multiprocessing manager (no manager greeting).");
         var serverNonce = hello.Span[Magic.Length..].ToArray();
         var clientNonce = RandomNumberGenerator.GetBytes(NonceLength);

@@ -25,8 +25,18 @@ public sealed record ManagerOptions
     /// <summary>The largest request a client may send; a larger announced length closes its connection.</summary>
     public int MaxFrameBytes { get; init; } = DefaultMaxFrameBytes;
 
-    /// <summary>The most connections served at once; more are refused until some close.</summary>
+    /// <summary>
+    /// The most authenticated connections served at once; a client that connects beyond it is refused with a
+    /// message that says so. Connections still in the auth challenge do not count (see <see cref="MaxPendingHandshakes"/>).
+    /// </summary>
     public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>
+    /// The most connections that may wait in the auth challenge at once. A new connection beyond it closes the
+    /// oldest waiting one, so peers that connect and say nothing (or send garbage) never lock clients with the
+    /// key out: a real client answers the challenge in a round trip.
+    /// </summary>
+    public int MaxPendingHandshakes { get; init; } = 64;
 
     /// <summary>How long a new connection has to answer the auth challenge.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -45,6 +55,7 @@ public sealed record ManagerOptions
     {
         if (MaxFrameBytes is < 1024) throw new ArgumentOutOfRangeException(nameof(MaxFrameBytes), MaxFrameBytes, "MaxFrameBytes must be at least 1024.");
         if (MaxConnections < 1) throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "MaxConnections must be at least 1.");
+        if (MaxPendingHandshakes < 1) throw new ArgumentOutOfRangeException(nameof(MaxPendingHandshakes), MaxPendingHandshakes, "MaxPendingHandshakes must be at least 1.");
         if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "HandshakeTimeout must be positive.");
         if (AuthKey is { Length: 0 or > 1024 }) throw new ArgumentException("An auth key must be 1 to 1024 bytes long; 32 random bytes is a good key.", nameof(AuthKey));
         if (Address is not null) CheckAddress(Address, AllowNonLoopback);

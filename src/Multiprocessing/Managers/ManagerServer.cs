@@ -22,6 +22,9 @@ internal sealed class ManagerServer : IDisposable
     private readonly ConcurrentDictionary<long, ServedObject> _objects = new();
     private readonly Dictionary<string, long> _names = [];
     private readonly ConcurrentDictionary<WireConnection, byte> _connections = new();
+    // Connections in the auth challenge, oldest first (a new one beyond the limit closes the oldest), and how many passed it.
+    private readonly LinkedList<WireConnection> _pending = [];
+    private int _authenticated;
     private readonly Dictionary<Guid, int> _sessions = [];
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string? _socketFile;
@@ -87,22 +90,40 @@ internal sealed class ManagerServer : IDisposable
                 continue;
             }
             catch (ObjectDisposedException) { return; }
-            if (_connections.Count >= _options.MaxConnections)
+            if (Volatile.Read(ref _authenticated) >= _options.MaxConnections)
             {
-                _logger.LogWarning("Manager refused a connection: {Count} connections are open (MaxConnections).", _connections.Count);
+                _logger.LogWarning("Manager refused a connection: {Count} clients are connected (MaxConnections).", Volatile.Read(ref _authenticated));
+                ManagerAuth.RefuseFull(client);
                 client.Dispose();
                 continue;
             }
             var connection = new WireConnection(client);
             _connections[connection] = 0;
-            new Thread(() => Serve(connection)) { IsBackground = true, Name = "Multiprocessing manager connection" }.Start();
+            WireConnection? evicted = null;
+            LinkedListNode<WireConnection> waiting;
+            lock (_pending)
+            {
+                if (_pending.Count >= _options.MaxPendingHandshakes)
+                {
+                    evicted = _pending.First!.Value;
+                    _pending.RemoveFirst();
+                }
+                waiting = _pending.AddLast(connection);
+            }
+            if (evicted is not null)
+            {
+                _logger.LogWarning("Manager closed a connection from {Peer} that had not answered the challenge: {Count} were waiting (MaxPendingHandshakes).", evicted.Peer, _options.MaxPendingHandshakes);
+                evicted.Dispose(); // its thread sees the socket closed and ends
+            }
+            new Thread(() => Serve(connection, waiting)) { IsBackground = true, Name = "Multiprocessing manager connection" }.Start();
         }
     }
 
-    private void Serve(WireConnection connection)
+    private void Serve(WireConnection connection, LinkedListNode<WireConnection> waiting)
     {
         var peer = connection.Peer;
         Guid? session = null;
+        var counted = false;
         try
         {
             connection.Socket.ReceiveTimeout = (int)_options.HandshakeTimeout.TotalMilliseconds;
@@ -112,6 +133,13 @@ internal sealed class ManagerServer : IDisposable
                 _logger.LogWarning("Manager refused a connection from {Peer}: it did not answer the challenge with the auth key.", peer);
                 return;
             }
+            lock (_pending)
+            {
+                if (waiting.List is null) return; // closed meanwhile to make room: the challenge ended on a dead socket
+                _pending.Remove(waiting);
+            }
+            Interlocked.Increment(ref _authenticated);
+            counted = true;
             connection.Socket.ReceiveTimeout = 0;
             connection.SpinTicks = WireConnection.DefaultSpinTicks;
             Join(session.Value);
@@ -139,9 +167,12 @@ internal sealed class ManagerServer : IDisposable
         }
         finally
         {
+            lock (_pending)
+                if (waiting.List is not null) _pending.Remove(waiting);
+            if (counted) Interlocked.Decrement(ref _authenticated);
             _connections.TryRemove(connection, out _);
             connection.Dispose();
-            if (session is { } s) Leave(s);
+            if (session is { } s && counted) Leave(s);
         }
     }
 
