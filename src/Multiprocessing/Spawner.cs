@@ -338,7 +338,7 @@ internal static class Spawner
             // A courtesy to earlier runs, off the first spawn's path: /tmp can hold thousands of entries.
             new Thread(SweepFoldersOfDeadParents) { IsBackground = true, Name = "Multiprocessing sweeper" }.Start();
             _folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{FolderPrefix}{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
-            ResourceTracker.RegisterFolder(_folder); // before it exists: a kill in between leaves nothing
+            ResourceTracker.RegisterPath(_folder); // before it exists: a kill in between leaves nothing
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(_folder);
             else Directory.CreateDirectory(_folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             Path = System.IO.Path.Combine(_folder, "s");

@@ -63,7 +63,7 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
         options.Validate();
         var key = options.AuthKey is { } given ? [.. given] : RandomNumberGenerator.GetBytes(32);
         var folder = Path.Combine(Path.GetTempPath(), $"multiprocessing-manager-{Environment.ProcessId}-{Convert.ToHexString(RandomNumberGenerator.GetBytes(4))}");
-        ResourceTracker.RegisterFolder(folder); // before it exists: a kill in between leaves nothing
+        ResourceTracker.RegisterPath(folder); // before it exists: a kill in between leaves nothing
         if (OperatingSystem.IsWindows()) Directory.CreateDirectory(folder);
         else Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var address = ManagerEndpoints.Format(options.Address ?? new UnixDomainSocketEndPoint(Path.Combine(folder, "m")));
@@ -269,6 +269,6 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
     private static void TryDelete(string folder)
     {
         try { Directory.Delete(folder, recursive: true); } catch (Exception) { }
-        ResourceTracker.UnregisterFolder(folder);
+        ResourceTracker.UnregisterPath(folder);
     }
 }

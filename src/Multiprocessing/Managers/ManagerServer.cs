@@ -47,6 +47,8 @@ internal sealed class ManagerServer : IDisposable
         {
             if (endpoint is UnixDomainSocketEndPoint) _socketFile = endpoint.ToString();
             _listener.Bind(endpoint);
+            // After the bind succeeded: the socket file is ours now (before it, the path may hold another server's).
+            if (_socketFile is not null) ResourceTracker.RegisterPath(_socketFile);
             _listener.Listen(512);
         }
         catch
@@ -317,7 +319,11 @@ internal sealed class ManagerServer : IDisposable
         if (Interlocked.Exchange(ref _stopping, 1) == 1) return;
         try { _listener.Dispose(); } catch (Exception) { }
         foreach (var connection in _connections.Keys) connection.Dispose();
-        if (_socketFile is not null) try { File.Delete(_socketFile); } catch (Exception) { }
+        if (_socketFile is not null)
+        {
+            try { File.Delete(_socketFile); } catch (Exception) { }
+            ResourceTracker.UnregisterPath(_socketFile);
+        }
         _stopped.TrySetResult();
     }
 }

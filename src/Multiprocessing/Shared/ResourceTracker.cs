@@ -28,8 +28,8 @@ internal static class ResourceTracker
     public static void Register(string name, long? inode, bool withSpill = false) =>
         Track(withSpill ? TrackedKind.SharedMemoryWithSpill : TrackedKind.SharedMemory, name, inode);
 
-    /// <summary>Records a folder this process created (a socket folder); it is deleted with its contents if this process exits without forgetting it.</summary>
-    public static void RegisterFolder(string path) => Track(TrackedKind.Folder, path, inode: null);
+    /// <summary>Records a folder or file this process created (a socket folder, a socket); it is deleted (with its contents) if this process exits without forgetting it.</summary>
+    public static void RegisterPath(string path) => Track(TrackedKind.FileOrFolder, path, inode: null);
 
     /// <summary>Forgets a block (its owner unlinked it).</summary>
     public static void Unregister(string name)
@@ -41,12 +41,12 @@ internal static class ResourceTracker
         }
     }
 
-    /// <summary>Forgets a folder (its owner deleted it).</summary>
-    public static void UnregisterFolder(string path)
+    /// <summary>Forgets a folder or file (its owner deleted it).</summary>
+    public static void UnregisterPath(string path)
     {
         lock (Gate)
         {
-            if (Live.Remove((TrackedKind.Folder, path))) Send(Line('-', TrackedKind.Folder, path, null));
+            if (Live.Remove((TrackedKind.FileOrFolder, path))) Send(Line('-', TrackedKind.FileOrFolder, path, null));
         }
     }
 
@@ -112,5 +112,5 @@ internal static class ResourceTracker
         _tracker = null;
     }
 
-    private enum TrackedKind { SharedMemory, SharedMemoryWithSpill, Folder }
+    private enum TrackedKind { SharedMemory, SharedMemoryWithSpill, FileOrFolder }
 }
