@@ -122,7 +122,9 @@ public sealed class SlowToArrive
         {
             _value = value;
             if (Marker.Length == 0 || !File.Exists(Marker)) return;
-            File.WriteAllText(Marker + ".pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // Written whole, then renamed: the test reads it as soon as it exists.
+            File.WriteAllText(Marker + ".tmp", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            File.Move(Marker + ".tmp", Marker + ".pid");
             Thread.Sleep(TimeSpan.FromSeconds(60));
         }
     }
