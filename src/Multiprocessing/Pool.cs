@@ -509,8 +509,9 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             {
                 if (!worker.Ready || worker.Gone || worker.ExitSent) return;
                 var max = _options.MaxTasksPerChild ?? int.MaxValue;
-                var window = worker.Window;
-                while (!worker.Retiring && worker.InFlight.Count < window && worker.Assigned < max && _queue.First is { } node)
+                var fairShare = FairShareLocked();
+                while (!worker.Retiring && worker.Assigned < max && _queue.First is { } node
+                       && worker.InFlight.Count < Math.Min(node.Value.Job.Window, fairShare))
                 {
                     _queue.RemoveFirst();
                     var chunk = node.Value;
@@ -533,6 +534,23 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             worker.SendLock.Exit();
         }
+    }
+
+    /// <summary>
+    /// The most chunks one worker may hold: what is outstanding (queued or in flight) split evenly over the
+    /// workers that can run it, so no worker takes work that another would otherwise sit idle without.
+    /// </summary>
+    private int FairShareLocked()
+    {
+        var outstanding = _queue.Count;
+        var serving = 0;
+        foreach (var w in _workers)
+        {
+            if (w is null || w.Gone) continue;
+            outstanding += w.InFlight.Count;
+            if (w.Ready && !w.Retiring) serving++;
+        }
+        return Math.Max(1, (outstanding + Math.Max(serving, 1) - 1) / Math.Max(serving, 1));
     }
 
     private void SendExit(PoolWorker worker)
@@ -655,7 +673,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         {
             if (!worker.InFlight.TryDequeue(out chunk!) || chunk.CallId != callId)
                 throw new InvalidDataException($"Worker {worker.Name} answered call {callId} out of order.");
-            worker.RecordElapsed(elapsedTicks / Math.Max(1, chunk.Count) * chunk.Count);
+            chunk.Job.RecordElapsed(elapsedTicks);
             if (_options.MaxMemoryPerChild is { } limit && !worker.Retiring && MemoryOf(worker.Pid) > limit)
             {
                 worker.Retiring = true;

@@ -66,6 +66,29 @@ internal abstract class PoolJob
     public ShippedFunction Function { get; }
     protected ISerializer Serializer { get; }
 
+    // How long this job's chunks take, learned from its own results (guarded by the pool's lock). Not carried over
+    // from earlier work: after a Map of trivial items, a Map of heavy ones must not start with a window of hundreds.
+    private double _averageTicks = -1;
+
+    /// <summary>
+    /// How many of this job's chunks a worker may hold in flight: enough that it never waits a round trip for
+    /// work when chunks are short, one when chunks are long so work balances across workers, two until the
+    /// first result tells. Caller holds the pool's lock.
+    /// </summary>
+    public int Window
+    {
+        get
+        {
+            if (_averageTicks < 0) return 2;
+            var roundTrip = System.Diagnostics.Stopwatch.Frequency / 1000.0; // ~1 ms of work covers a round trip many times over
+            if (_averageTicks >= roundTrip) return 1;
+            return (int)Math.Clamp(roundTrip / Math.Max(_averageTicks, 1) + 1, 2, 256);
+        }
+    }
+
+    /// <summary>Folds one chunk's run time into the job's average. Caller holds the pool's lock.</summary>
+    public void RecordElapsed(long ticks) => _averageTicks = _averageTicks < 0 ? ticks : _averageTicks * 0.8 + ticks * 0.2;
+
     /// <summary>Completed, failed or cancelled: chunks still queued are dropped, late results ignored.</summary>
     public bool Finished => Volatile.Read(ref _finished) == 1;
 

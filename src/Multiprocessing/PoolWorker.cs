@@ -20,7 +20,6 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
     private readonly Lock _controlLock = new();
     private readonly SemaphoreSlim _dispatchSignal = new(0);
     private int _dispatchRequested;
-    private double _averageTicks = -1;
 
     public int Slot { get; } = slot;
     public string Name { get; } = name;
@@ -42,23 +41,6 @@ internal sealed class PoolWorker(ProcessPool pool, int slot, string name)
     public int Assigned { get; set; }
     public KillReason KillReason { get; set; }
     public long LastMemoryCheck { get; set; }
-
-    /// <summary>
-    /// How many chunks to keep in flight: enough that the worker never waits a round trip for
-    /// work when chunks are short, one when chunks are long so work balances across workers.
-    /// </summary>
-    public int Window
-    {
-        get
-        {
-            if (_averageTicks < 0) return 2;
-            var roundTrip = Stopwatch.Frequency / 1000.0; // ~1 ms of work covers a round trip many times over
-            if (_averageTicks >= roundTrip) return 1;
-            return (int)Math.Clamp(roundTrip / Math.Max(_averageTicks, 1) + 1, 2, 256);
-        }
-    }
-
-    public void RecordElapsed(long ticks) => _averageTicks = _averageTicks < 0 ? ticks : _averageTicks * 0.8 + ticks * 0.2;
 
     /// <summary>Starts the process and serves its channel until it exits. Runs on its own thread.</summary>
     /// <param name="initializer">Runs in the worker before its first task.</param>
