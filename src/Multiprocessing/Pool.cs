@@ -40,7 +40,8 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
     // growing pauses, and past WorkerStartTimeout without a ready worker the work fails (see StartFailed).
     private int _killedStarts;
     private long _killedStartsSince;
-    private Exception? _cannotStart;
+    private WorkerCrashedException? _cannotStart;
+    private readonly ManualResetEventSlim _stopping = new();
 
     private enum State { Running, Closed, Terminated, Broken }
 
@@ -462,7 +463,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
             case State.Terminated: throw new ObjectDisposedException(nameof(ProcessPool), "The pool was terminated or disposed.");
             case State.Broken: throw new InvalidOperationException($"The pool is broken: {_brokenBy!.Message}", _brokenBy);
         }
-        if (_cannotStart is { } error) throw error;
+        if (_cannotStart is { } error) throw CannotStart(error);
     }
 
     private void Submit(PoolJob job, List<Chunk> chunks, int items)
@@ -637,19 +638,25 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         if (_killedStarts++ == 0) _killedStartsSince = Stopwatch.GetTimestamp();
         var anyReady = _workers.Any(w => w is { Ready: true, Gone: false });
         if (!anyReady && Stopwatch.GetElapsedTime(_killedStartsSince) >= _options.WorkerStartTimeout)
+        {
+            var crash = why as WorkerCrashedException;
             _cannotStart = new WorkerCrashedException(
                 $"No worker of the pool could be started for {_options.WorkerStartTimeout.TotalSeconds:0.#} s ({_killedStarts} in a row were killed or timed out before they were ready; the last: {why.Message}). " +
                 "The pool keeps starting workers and takes work again once one is ready; check what kills them (an out-of-memory killer, a container's limits).",
-                (why as WorkerCrashedException)?.ProcessId ?? 0, (why as WorkerCrashedException)?.ExitCode, (why as WorkerCrashedException)?.Signal,
-                (why as WorkerCrashedException)?.StandardErrorTail ?? []);
+                crash?.ProcessId ?? 0, crash?.ExitCode, crash?.Signal, crash?.StandardErrorTail ?? []);
+        }
         return TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(_killedStarts - 1, 6))));
     }
+
+    /// <summary>A fresh exception for each caller (one instance thrown on many threads would mix their stack traces).</summary>
+    private static WorkerCrashedException CannotStart(WorkerCrashedException reason) =>
+        new(reason.Message, reason.ProcessId, reason.ExitCode, reason.Signal, reason.StandardErrorTail);
 
     /// <summary>While no worker can start, what waits in the queue fails with the reason rather than waiting on.</summary>
     private void FailQueuedIfCannotStart()
     {
         List<Chunk> failed;
-        Exception? error;
+        WorkerCrashedException? error;
         lock (_lock)
         {
             error = _cannotStart;
@@ -660,7 +667,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         foreach (var chunk in failed)
         {
             PoolMetrics.TasksFailed.Add(chunk.Count);
-            chunk.Job.OnFailure(chunk, error);
+            chunk.Job.OnFailure(chunk, CannotStart(error));
         }
     }
 
@@ -796,7 +803,15 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
         }
         new Thread(() =>
         {
-            if (pause > TimeSpan.Zero) Thread.Sleep(pause);
+            if (pause > TimeSpan.Zero && _stopping.Wait(pause))
+            {
+                // Terminated during the pause: this worker never starts.
+                lock (_lock) worker.Gone = true;
+                worker.Status.Unlink();
+                worker.Status.Dispose();
+                CheckAllExited();
+                return;
+            }
             worker.Run(_options.Initializer, _serializer, replacing);
         }) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
     }
@@ -829,6 +844,7 @@ public sealed class ProcessPool : IDisposable, IAsyncDisposable
                 if (w.Child is { } child) alive.Add(child);
             }
         }
+        _stopping.Set(); // a replacement pausing before its start gives up at once
         foreach (var c in pending) c.Job.Abort(reason);
         foreach (var child in alive) child.Kill();
         _timeoutTimer?.Dispose();

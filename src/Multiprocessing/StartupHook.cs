@@ -16,6 +16,9 @@ internal static class StartupHook
     internal static void Initialize()
     {
         if (WorkerEnvironment.TakeConnection() is not { } connection) return;
+        // Started by something other than the parent that set the variables (a program a worker ran through native
+        // code, which sees the worker's environment as it was): not a worker, so the program runs as it should.
+        if (Multiprocessing.Interop.Platform.Current.GetParentProcessId() != connection.ParentPid) return;
         Environment.Exit(WorkerHost.Run(connection));
     }
 }

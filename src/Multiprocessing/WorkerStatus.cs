@@ -28,7 +28,16 @@ internal sealed unsafe class WorkerStatus : IDisposable
     {
         var name = $"mpstatus_{Environment.ProcessId}_{Convert.ToHexString(RandomNumberGenerator.GetBytes(6)).ToLowerInvariant()}";
         ResourceTracker.Register(name, inode: null);
-        var mapping = Mappings.Create(name, 3 * sizeof(long));
+        Mapping mapping;
+        try
+        {
+            mapping = Mappings.Create(name, 3 * sizeof(long));
+        }
+        catch
+        {
+            ResourceTracker.Unregister(name);
+            throw;
+        }
         ResourceTracker.Register(name, mapping.Inode);
         return new WorkerStatus(mapping);
     }

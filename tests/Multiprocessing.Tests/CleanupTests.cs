@@ -71,13 +71,15 @@ public class CleanupTests
         Assert.True(left.Length == 0, $"left 2 s after the program ended: {string.Join(", ", left)}");
     }
 
-    /// <summary>Everything in /dev/shm, and what the library or a .NET runtime puts in the temporary folder.</summary>
+    /// <summary>What the library puts in /dev/shm, and what it or a .NET runtime puts in the temporary folder.</summary>
     private static HashSet<string> Snapshot()
     {
         var temp = Path.GetTempPath();
         return
         [
-            .. Directory.EnumerateFileSystemEntries("/dev/shm"),
+            // What the library names (other programs on the machine may use /dev/shm meanwhile).
+            .. Directory.EnumerateFileSystemEntries("/dev/shm", "mp*"),
+            .. Directory.EnumerateFileSystemEntries("/dev/shm", "psm_*"),
             .. Directory.EnumerateFileSystemEntries(temp, "multiprocessing-*"),
             .. Directory.EnumerateFileSystemEntries(temp, "clr-debug-pipe-*"),
             .. Directory.EnumerateFileSystemEntries(temp, "dotnet-diagnostic-*"),

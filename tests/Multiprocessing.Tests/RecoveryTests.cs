@@ -99,10 +99,10 @@ public class RecoveryTests
             foreach (var field in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             {
                 var pid = int.Parse(field, System.Globalization.CultureInfo.InvariantCulture);
-                string environment;
-                try { environment = File.ReadAllText($"/proc/{pid}/environ"); }
+                string commandLine;
+                try { commandLine = File.ReadAllText($"/proc/{pid}/cmdline"); }
                 catch (IOException) { continue; }
-                if (!environment.Contains("MULTIPROCESSING_RESOURCE_TRACKER=1", StringComparison.Ordinal)) yield return pid;
+                if (!commandLine.Contains("multiprocessing-resource-tracker", StringComparison.Ordinal)) yield return pid;
             }
         }
     }

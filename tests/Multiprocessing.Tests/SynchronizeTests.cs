@@ -248,13 +248,15 @@ public class SynchronizeTests
     {
         using var cond = new ProcessCondition();
         using var ready = SharedValue<int>.Create();
+        using var releasing = SharedValue<int>.Create();
         using var woken = SharedArray<int>.Create(3);
         var waiters = Enumerable.Range(0, 3).Select(i => new WorkerProcess(() =>
         {
             using (cond.Acquire())
             {
                 ready.Add(1);
-                woken[i] = cond.Wait(TimeSpan.FromSeconds(2)) ? 1 : -1;
+                // 1: woken by the Notify under test; 2: by the NotifyAll that ends the test.
+                woken[i] = cond.Wait(TestSupport.Patience) ? (releasing.Value == 0 ? 1 : 2) : -1;
             }
         }) { Name = $"waiter-{i}" }).ToArray();
         foreach (var w in waiters) w.Start();
@@ -262,9 +264,17 @@ public class SynchronizeTests
         // count is 3 and the lock is ours, all three are waiting.
         Assert.True(TestSupport.Eventually(() => ready.Value == 3, TestSupport.Patience), "the waiters did not start");
         using (cond.Acquire()) cond.Notify(count);
+        int FirstRound() => woken.ToArray().Count(r => r == 1);
+        Assert.True(TestSupport.Eventually(() => FirstRound() >= expectedWoken, TestSupport.Patience), "the notified waiters did not wake");
+        Thread.Sleep(300); // room for a wrongly woken one to show up
+        Assert.Equal(expectedWoken, FirstRound());
+        using (cond.Acquire())
+        {
+            releasing.Value = 1;
+            cond.NotifyAll();
+        }
         JoinAllAndCheck(waiters);
-        Assert.Equal(expectedWoken, woken.ToArray().Count(r => r == 1));
-        Assert.Equal(3 - expectedWoken, woken.ToArray().Count(r => r == -1));
+        Assert.Equal(3 - expectedWoken, woken.ToArray().Count(r => r == 2));
     }
 
     [Fact]

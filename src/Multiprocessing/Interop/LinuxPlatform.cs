@@ -251,7 +251,7 @@ internal sealed partial class LinuxPlatform : IPlatform
 
     // IDs never hold a tab, newline or single quote (ResourceTracker refuses them), so single quotes make them literal.
     private const string TrackerScript = """
-        BEGIN { FS = "	" }
+        BEGIN { FS = "\t" }
         $1 == "+" { live[$2 FS $3] = $4; next }
         $1 == "-" { delete live[$2 FS $3]; next }
         END {

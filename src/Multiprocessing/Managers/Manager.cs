@@ -68,8 +68,8 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
         else Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var address = ManagerEndpoints.Format(options.Address ?? new UnixDomainSocketEndPoint(Path.Combine(folder, "m")));
         var readyFile = Path.Combine(folder, "ready");
-        var (maxFrame, maxConnections, handshake) = (options.MaxFrameBytes, options.MaxConnections, options.HandshakeTimeout);
-        var process = new WorkerProcess(() => ManagerServer.RunInWorker(address, key, readyFile, maxFrame, maxConnections, handshake)) { Name = "Manager" };
+        var (maxFrame, maxConnections, maxPending, handshake) = (options.MaxFrameBytes, options.MaxConnections, options.MaxPendingHandshakes, options.HandshakeTimeout);
+        var process = new WorkerProcess(() => ManagerServer.RunInWorker(address, key, readyFile, maxFrame, maxConnections, maxPending, handshake)) { Name = "Manager" };
         try
         {
             await Task.Run(process.Start, cancellationToken).ConfigureAwait(false);

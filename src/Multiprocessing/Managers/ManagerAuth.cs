@@ -39,8 +39,12 @@ internal static class ManagerAuth
         catch (SocketException) { }
     }
 
-    /// <summary>Runs the server's side; the client's session id when the peer knows the key, else null.</summary>
-    public static Guid? Server(WireConnection connection, byte[] key)
+    /// <summary>
+    /// Runs the server's side; the client's session id when the peer knows the key, else null. <paramref name="admit"/>
+    /// runs once the client has proved it has the key and before the server's proof is sent: when it returns false
+    /// (every slot is taken), the client is told so in the proof's place and null is returned.
+    /// </summary>
+    public static Guid? Server(WireConnection connection, byte[] key, Func<bool> admit)
     {
         var serverNonce = RandomNumberGenerator.GetBytes(NonceLength);
         connection.Send([.. Magic, .. serverNonce]);
@@ -49,19 +53,24 @@ internal static class ManagerAuth
         var expected = Mac(key, ClientLabel, serverNonce, clientNonce);
         if (!CryptographicOperations.FixedTimeEquals(expected, answer.Span.Slice(NonceLength, MacLength))) return null;
         var session = new Guid(answer.Span[(NonceLength + MacLength)..]);
+        if (!admit())
+        {
+            connection.Send(FullProof);
+            return null;
+        }
         connection.Send(Mac(key, ServerLabel, clientNonce, serverNonce));
         return session;
     }
+
+    // In the proof's place when the client has the key but every slot is taken (a MAC never equals it by chance).
+    private static readonly byte[] FullProof = [.. "MPMGR full: MaxConnections"u8, .. new byte[MacLength - 26]];
 
     /// <summary>Runs the client's side; throws <see cref="AuthenticationException"/> when either side lacks the key.</summary>
     public static void Client(WireConnection connection, byte[] key, Guid session, string endpoint)
     {
         if (!connection.TryReadExactly(Magic.Length + NonceLength, out var hello))
             throw new AuthenticationException($"The peer at {endpoint} closed the connection before greeting: it is not a Multiprocessing manager, or it is stopping.");
-        if (hello.Span[..FullMagic.Length].SequenceEqual(FullMagic))
-            throw new MultiprocessingException(
-                $"The manager at {endpoint} refused the connection: it already serves its maximum of clients (ManagerOptions.MaxConnections on the serving side). " +
-                "Close connections you no longer use, retry later, or raise the limit.");
+        if (hello.Span[..FullMagic.Length].SequenceEqual(FullMagic)) throw Full(endpoint);
         if (!hello.Span[..Magic.Length].SequenceEqual(Magic))
             throw new AuthenticationException($"The peer at {endpoint} is not a Multiprocessing manager (no manager greeting).");
         var serverNonce = hello.Span[Magic.Length..].ToArray();
@@ -70,9 +79,14 @@ internal static class ManagerAuth
         if (!connection.TryReadExactly(MacLength, out var proof))
             throw new AuthenticationException(
                 $"The manager at {endpoint} refused the auth key. Use the same key the manager was started or served with (Manager.AuthKey on the serving side).");
+        if (proof.Span.SequenceEqual(FullProof)) throw Full(endpoint);
         if (!CryptographicOperations.FixedTimeEquals(Mac(key, ServerLabel, clientNonce, serverNonce), proof.Span))
             throw new AuthenticationException($"The manager at {endpoint} could not prove it knows the auth key; refusing to talk to it.");
     }
+
+    private static MultiprocessingException Full(string endpoint) => new(
+        $"The manager at {endpoint} refused the connection: it already serves its maximum of clients (ManagerOptions.MaxConnections on the serving side). " +
+        "Close connections you no longer use, retry later, or raise the limit.");
 
     private static byte[] Mac(byte[] key, byte[] label, byte[] first, byte[] second)
     {

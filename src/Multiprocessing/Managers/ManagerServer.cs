@@ -67,10 +67,10 @@ internal sealed class ManagerServer : IDisposable
     public Task Stopped => _stopped.Task;
 
     /// <summary>The body of a local manager's server process: serves until told to shut down, or the parent dies.</summary>
-    internal static void RunInWorker(string address, byte[] authKey, string readyFile, int maxFrameBytes, int maxConnections, TimeSpan handshakeTimeout)
+    internal static void RunInWorker(string address, byte[] authKey, string readyFile, int maxFrameBytes, int maxConnections, int maxPendingHandshakes, TimeSpan handshakeTimeout)
     {
         using var server = new ManagerServer(ManagerEndpoints.Parse(address), authKey,
-            new ManagerOptions { MaxFrameBytes = maxFrameBytes, MaxConnections = maxConnections, HandshakeTimeout = handshakeTimeout }, acceptShutdown: true);
+            new ManagerOptions { MaxFrameBytes = maxFrameBytes, MaxConnections = maxConnections, MaxPendingHandshakes = maxPendingHandshakes, HandshakeTimeout = handshakeTimeout }, acceptShutdown: true);
         // Written whole, then renamed: the parent never reads half an address.
         File.WriteAllText(readyFile + ".tmp", ManagerEndpoints.Format(server.LocalEndPoint));
         File.Move(readyFile + ".tmp", readyFile);
@@ -126,25 +126,35 @@ internal sealed class ManagerServer : IDisposable
         var peer = connection.Peer;
         Guid? session = null;
         var counted = false;
+        var joined = false;
         try
         {
             connection.Socket.ReceiveTimeout = (int)_options.HandshakeTimeout.TotalMilliseconds;
-            session = ManagerAuth.Server(connection, _authKey);
+            session = ManagerAuth.Server(connection, _authKey, admit: () =>
+            {
+                lock (_pending)
+                {
+                    if (waiting.List is null) return false; // closed meanwhile to make room: the socket is dead anyway
+                    _pending.Remove(waiting);
+                }
+                if (Interlocked.Increment(ref _authenticated) > _options.MaxConnections)
+                {
+                    Interlocked.Decrement(ref _authenticated);
+                    _logger.LogWarning("Manager refused a client from {Peer}: {Count} clients are connected (MaxConnections).", peer, _options.MaxConnections);
+                    return false;
+                }
+                counted = true;
+                return true;
+            });
             if (session is null)
             {
-                _logger.LogWarning("Manager refused a connection from {Peer}: it did not answer the challenge with the auth key.", peer);
+                if (!counted) _logger.LogWarning("Manager refused a connection from {Peer}: it did not answer the challenge with the auth key, or no slot was free.", peer);
                 return;
             }
-            lock (_pending)
-            {
-                if (waiting.List is null) return; // closed meanwhile to make room: the challenge ended on a dead socket
-                _pending.Remove(waiting);
-            }
-            Interlocked.Increment(ref _authenticated);
-            counted = true;
             connection.Socket.ReceiveTimeout = 0;
             connection.SpinTicks = WireConnection.DefaultSpinTicks;
             Join(session.Value);
+            joined = true;
             while (connection.TryReceiveFrame(_options.MaxFrameBytes, out var frame))
             {
                 if (!Handle(connection, frame, session.Value)) return;
@@ -174,7 +184,7 @@ internal sealed class ManagerServer : IDisposable
             if (counted) Interlocked.Decrement(ref _authenticated);
             _connections.TryRemove(connection, out _);
             connection.Dispose();
-            if (session is { } s && counted) Leave(s);
+            if (session is { } s && joined) Leave(s);
         }
     }
 

@@ -20,6 +20,9 @@ internal static class ResourceTracker
     private static readonly Dictionary<(TrackedKind Kind, string Id), long?> Live = [];
     private static Process? _tracker;
     private static StreamWriter? _input;
+    // Set when a tracker cannot be started (no /bin/sh or awk, as in a distroless image): do not pay two failed process
+    // starts on every creation; the start-up sweep of the next program is what is left.
+    private static bool _unavailable;
 
     /// <summary>Records a shared-memory block this process created; it is unlinked if this process exits without forgetting it.</summary>
     /// <param name="name">The block's name.</param>
@@ -76,6 +79,7 @@ internal static class ResourceTracker
     {
         // A line shorter than PIPE_BUF is written atomically into the pipe: once written, the tracker
         // will read it even if this process is killed the next instant.
+        if (_unavailable) return;
         for (var attempt = 0; attempt < 2; attempt++)
         {
             try
@@ -88,6 +92,7 @@ internal static class ResourceTracker
             {
                 // The tracker died (or could not start); start another and tell it everything live.
                 DropTracker();
+                if (attempt == 1 && e is System.ComponentModel.Win32Exception) _unavailable = true;
                 if (attempt == 1)
                     Trace.TraceWarning($"Multiprocessing: the resource tracker is unavailable ({e.Message}); what a crash of this process leaves will be swept only by the next program that starts workers.");
             }

@@ -131,8 +131,9 @@ public sealed class SharedMemory : IDisposable
         {
             var chosen = name ?? prefix + Convert.ToHexString(RandomNumberGenerator.GetBytes(prefix == "psm_" ? 4 : 8)).ToLowerInvariant();
             Mapping mapping;
-            // Known to the tracker before it exists (by name alone), then by its inode: a process killed in between leaves nothing.
-            ResourceTracker.Register(chosen, inode: null, withSpill);
+            // A random name is known to the tracker before it exists (by name alone), then by its inode: a process killed in
+            // between leaves nothing. A name the caller chose may belong to someone else until our create succeeds.
+            if (name is null) ResourceTracker.Register(chosen, inode: null, withSpill);
             try
             {
                 mapping = Mappings.Create(chosen, size);

@@ -627,13 +627,13 @@ public sealed unsafe class ProcessCondition : IDisposable
     }
 
     /// <summary>A waiter that gives up (time out, cancellation): takes a permit if one is left, else withdraws; true when notified.</summary>
-    private bool TakePermitOrWithdraw()
+    private bool TakePermitOrWithdraw(bool notifiedSince)
     {
         while (true)
         {
             var tickets = Volatile.Read(ref *Tickets);
-            var next = (int)tickets > 0 ? tickets - 1 : tickets - OneWaiter;
-            if (Interlocked.CompareExchange(ref *Tickets, next, tickets) == tickets) return (int)tickets > 0;
+            var take = notifiedSince && (int)tickets > 0;
+            if (Interlocked.CompareExchange(ref *Tickets, take ? tickets - 1 : tickets - OneWaiter, tickets) == tickets) return take;
         }
     }
 
@@ -657,6 +657,9 @@ public sealed unsafe class ProcessCondition : IDisposable
         token.ThrowIfCancellationRequested();
         using var hold = Block.Keep();
         Interlocked.Add(ref *Tickets, OneWaiter); // registered while the lock is held: a Notify after our release counts us
+        // Notify also runs under the lock, so this is the sequence before any notify that counted us: a permit is
+        // ours to take only once it moved (a later waiter must not take the permit of one notified before it came).
+        var registeredAt = Volatile.Read(ref *Sequence);
         var notified = false;
         Lock.Release();
         try
@@ -665,14 +668,14 @@ public sealed unsafe class ProcessCondition : IDisposable
             while (!token.IsCancellationRequested)
             {
                 var seen = Volatile.Read(ref *Sequence);
-                if (TryTakePermit()) { notified = true; break; }
+                if (seen != registeredAt && TryTakePermit()) { notified = true; break; }
                 if (!Futex.WaitSlice(Sequence, seen, deadline, out _)) break;
             }
         }
         finally
         {
-            // Gave up: a permit handed out meanwhile is still ours (a notify is never lost), else we withdraw.
-            if (!notified) notified = TakePermitOrWithdraw();
+            // Gave up: a permit handed out since we came is ours (a notify is never lost), else we withdraw.
+            if (!notified) notified = TakePermitOrWithdraw(Volatile.Read(ref *Sequence) != registeredAt);
             // Python's wait re-takes the lock whatever happened; so do we, and never time out doing so.
             Lock.AcquireCore(Deadline.Infinite, CancellationToken.None);
         }
