@@ -96,5 +96,5 @@ internal static class Platform
     public static IPlatform Current { get; } = OperatingSystem.IsLinux()
         ? new LinuxPlatform()
         : throw new PlatformNotSupportedException(
-            "Multiprocessing runs on Linux for now; macOS and Windows need an implementation of its platform layer (Interop/IPlatform.cs).");
+            "Multiprocessing runs on Linux for now; macOS and Windows need an implementation of its platform layer (Platform/IPlatform.cs).");
 }

@@ -1,40 +1,5 @@
 namespace Multiprocessing;
 
-/// <summary>Base type of the exceptions this library defines.</summary>
-public class MultiprocessingException : Exception
-{
-    /// <summary>Creates the exception with a message.</summary>
-    public MultiprocessingException(string message) : base(message) { }
-
-    /// <summary>Creates the exception with a message and the exception that caused it.</summary>
-    public MultiprocessingException(string message, Exception? innerException) : base(message, innerException) { }
-}
-
-/// <summary>
-/// An exception thrown by code in another process whose type could not be rebuilt here (it has no
-/// <c>(string)</c> or <c>(string, Exception)</c> constructor, or its type does not load).
-/// </summary>
-public sealed class RemoteException : MultiprocessingException
-{
-    /// <summary>Creates the exception from what the other process reported.</summary>
-    public RemoteException(string remoteType, string message, string? remoteStackTrace, Exception? innerException = null)
-        : base($"{remoteType}: {message}", innerException)
-    {
-        RemoteType = remoteType;
-        RemoteMessage = message;
-        RemoteStackTrace = remoteStackTrace;
-    }
-
-    /// <summary>The full name of the exception type thrown in the other process.</summary>
-    public string RemoteType { get; }
-
-    /// <summary>The message of the exception thrown in the other process.</summary>
-    public string RemoteMessage { get; }
-
-    /// <summary>The stack trace in the other process, where the exception was thrown.</summary>
-    public string? RemoteStackTrace { get; }
-}
-
 /// <summary>
 /// A worker process died while it held work: it crashed (stack overflow, access violation,
 /// <c>Environment.FailFast</c>), was killed, or exited without answering.
@@ -77,11 +42,4 @@ public sealed class WorkerCrashedException : MultiprocessingException
         1 => "SIGHUP", 2 => "SIGINT", 3 => "SIGQUIT", 4 => "SIGILL", 6 => "SIGABRT", 7 => "SIGBUS", 8 => "SIGFPE",
         9 => "SIGKILL", 11 => "SIGSEGV", 13 => "SIGPIPE", 15 => "SIGTERM", _ => "signal " + signal,
     };
-}
-
-/// <summary>A value could not be serialized to travel to or from another process.</summary>
-public sealed class SerializationException : MultiprocessingException
-{
-    /// <summary>Creates the exception.</summary>
-    public SerializationException(string message, Exception? innerException = null) : base(message, innerException) { }
 }
