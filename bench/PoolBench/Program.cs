@@ -14,6 +14,13 @@ if (args.Contains("--cold-pool"))
     return;
 }
 
+if (args.SkipWhile(a => a != "--first-call").Skip(1).FirstOrDefault() is { } scenario)
+{
+    // Child mode: one first-call scenario in a fresh process, as a one-off job sees it (no warm-up).
+    Console.WriteLine(FirstCall(scenario).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 var reps = args.SkipWhile(a => a != "--reps").Skip(1).Select(int.Parse).FirstOrDefault(5);
 var markdown = args.Contains("--markdown");
 
@@ -33,6 +40,18 @@ rows.Add(new Row("Pool of 2: start through first result, later pools (spares rea
         pool.Apply(() => 1);
         return sw.Elapsed.TotalMilliseconds;
     }), "pool_start_ms"));
+
+// First calls: each a fresh process, no warm-up (what a user's one-off job sees), CPython the same way.
+rows.Add(FirstCallRow("First calls: Apply round trip over the first 5,000 calls", "us", true, "apply"));
+rows.Add(FirstCallRow("First calls: the first Map of 1,000,000 trivial items", "items/s", false, "map"));
+rows.Add(FirstCallRow("First calls: the first Map, chunk size 1, 20,000 items", "items/s", false, "chunk1"));
+rows.Add(new Row("First calls: light Map, then 40 heavy items (chunk size 1), speedup over sequential C#", "x", LowerIsBetter: false,
+    Median(reps, () => InFreshProcess("light-heavy")), null));
+
+Row FirstCallRow(string name, string unit, bool lowerIsBetter, string key) => new(name, unit, lowerIsBetter,
+    Median(reps, () => InFreshProcess(key)), key,
+    Median(reps, () => BenchSupport.RunCPythonValue("first_calls.py", key, "fork")),
+    Median(reps, () => BenchSupport.RunCPythonValue("first_calls.py", key, "spawn")));
 
 // WorkerProcess start to join of a trivial target: now and then (a spare is ready), and back to back,
 // where what is sustained is bounded by how fast the machine boots runtimes (spares only smooth it).
@@ -84,15 +103,47 @@ using (var pool = new ProcessPool(new ProcessPoolOptions { Processes = 2 }))
 Print(rows, python, markdown);
 return;
 
-static double ColdPool()
+static double ColdPool() => InFreshProcess(null);
+
+/// <summary>Runs this benchmark again in a fresh process, in a child mode (--cold-pool, or --first-call SCENARIO), and reads its figure.</summary>
+static double InFreshProcess(string? firstCall)
 {
     var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, UseShellExecute = false };
     info.ArgumentList.Add(typeof(BenchSupport).Assembly.Location);
-    info.ArgumentList.Add("--cold-pool");
+    if (firstCall is null) info.ArgumentList.Add("--cold-pool");
+    else { info.ArgumentList.Add("--first-call"); info.ArgumentList.Add(firstCall); }
     using var child = Process.Start(info)!;
     var output = child.StandardOutput.ReadToEnd();
-    if (!child.WaitForExit(TimeSpan.FromMinutes(1))) { child.Kill(); throw new TimeoutException("cold pool run hung"); }
-    return double.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    if (!child.WaitForExit(TimeSpan.FromMinutes(2))) { child.Kill(); throw new TimeoutException("a fresh-process run hung"); }
+    return double.Parse(output.Trim().Split('\n')[^1], System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>One first-call scenario, in this process: the figure a user's one-off job sees.</summary>
+static double FirstCall(string scenario)
+{
+    if (scenario == "light-heavy")
+    {
+        // The sequential run comes first, so both sides compile CountPrimes cold.
+        var heavy = Enumerable.Range(0, 40).Select(i => (2_000_000 + i * 25_000, 2_000_000 + (i + 1) * 25_000)).ToArray();
+        var sequential = Seconds(() => heavy.Select(CountPrimes).Sum());
+        using var cpu = new ProcessPool(2);
+        cpu.Map(CountPrimes, Enumerable.Range(0, 2000).Select(i => (i, i + 1)), 1); // light work first, as in the report
+        return sequential / Seconds(() => cpu.Map(CountPrimes, heavy, 1));
+    }
+    using var pool = new ProcessPool(2);
+    switch (scenario)
+    {
+        case "apply":
+            return Seconds(() => { for (var i = 0; i < 5000; i++) pool.Apply(One); }) / 5000 * 1e6;
+        case "map":
+            var items = Enumerable.Range(0, 1_000_000).ToArray();
+            return 1_000_000 / Seconds(() => pool.Map(Inc, items));
+        case "chunk1":
+            var small = Enumerable.Range(0, 20_000).ToArray();
+            return 20_000 / Seconds(() => pool.Map(Inc, small, 1));
+        default:
+            throw new ArgumentException($"unknown first-call scenario '{scenario}'");
+    }
 }
 
 static void WarmUp(Action work)
@@ -135,11 +186,14 @@ static double Median(int reps, Func<double> measure)
 static void Print(List<Row> rows, JsonElement? python, bool markdown)
 {
     string Num(double v) => v >= 1000 ? v.ToString("N0") : v.ToString("0.0");
-    string Py(Row r, string method) => r.Key is null || python is null ? "-" : Num(python.Value.GetProperty(method).GetProperty(r.Key).GetDouble());
+    double? PyValue(Row r, string method) =>
+        (method == "fork" ? r.Fork : r.Spawn) is { } own ? own
+        : r.Key is null || python is null || !python.Value.TryGetProperty(method, out var m) || !m.TryGetProperty(r.Key, out var v) ? null
+        : v.GetDouble();
+    string Py(Row r, string method) => PyValue(r, method) is { } py ? Num(py) : "-";
     string Ratio(Row r, string method)
     {
-        if (r.Key is null || python is null) return "-";
-        var py = python.Value.GetProperty(method).GetProperty(r.Key).GetDouble();
+        if (PyValue(r, method) is not { } py || double.IsNaN(py)) return "-";
         var better = r.LowerIsBetter ? py / r.Value : r.Value / py;
         return $"{better:0.0}x";
     }
@@ -162,4 +216,5 @@ static void Print(List<Row> rows, JsonElement? python, bool markdown)
     Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 }
 
-internal sealed record Row(string Name, string Unit, bool LowerIsBetter, double Value, string? Key);
+/// <summary>A table row; <paramref name="Fork"/> and <paramref name="Spawn"/> carry CPython's figures when measured apart from pool_bench.py.</summary>
+internal sealed record Row(string Name, string Unit, bool LowerIsBetter, double Value, string? Key, double? Fork = null, double? Spawn = null);

@@ -31,6 +31,27 @@ internal static class BenchSupport
         }
     }
 
+    /// <summary>Runs <paramref name="script"/> once in a fresh python3 and reads the number it prints last; NaN when python3 is missing or fails.</summary>
+    public static double RunCPythonValue(string script, params string[] arguments)
+    {
+        try
+        {
+            var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, script));
+            foreach (var a in arguments) info.ArgumentList.Add(a);
+            using var p = Process.Start(info)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(); return double.NaN; }
+            if (p.ExitCode != 0) { Console.Error.WriteLine($"python3 {script} failed: {stderr.Result}"); return double.NaN; }
+            return double.Parse(stdout.Result.Trim().Split('\n')[^1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return double.NaN;
+        }
+    }
+
     /// <summary>Waits (boundedly) for a benchmark's worker and surfaces its failure.</summary>
     public static void Check(WorkerProcess p)
     {
