@@ -1,10 +1,15 @@
 namespace Multiprocessing.Tests;
 
+/// <summary>Alone, so that no other test starves a worker of CPU: balance is about who is free, and the test counts tasks.</summary>
+[CollectionDefinition(nameof(BalanceCollection), DisableParallelization = true)]
+public sealed class BalanceCollection;
+
 /// <summary>
 /// No worker idles while another holds work it has not started, whatever ran on the pool before.
 /// Each test first runs thousands of trivial calls of the same function, which once left a window of
 /// hundreds of chunks behind, so the first worker to ask took a whole heavy Map.
 /// </summary>
+[Collection(nameof(BalanceCollection))]
 public class BalanceTests
 {
     private static (int Pid, int Ms) SleepThenPid(int ms)
@@ -24,7 +29,7 @@ public class BalanceTests
     public void Long_tasks_after_short_ones_are_spread_four_and_four()
     {
         using var pool = WarmedPool();
-        var ran = pool.Map(SleepThenPid, Enumerable.Repeat(300, 8), chunkSize: 1);
+        var ran = pool.Map(SleepThenPid, Enumerable.Repeat(500, 8), chunkSize: 1);
         var perWorker = ran.GroupBy(r => r.Pid).Select(g => g.Count()).Order().ToArray();
         Assert.Equal([4, 4], perWorker);
     }

@@ -16,9 +16,14 @@ internal static class StartupHook
     internal static void Initialize()
     {
         if (WorkerEnvironment.TakeConnection() is not { } connection) return;
-        // Started by something other than the parent that set the variables (a program a worker ran through native
-        // code, which sees the worker's environment as it was): not a worker, so the program runs as it should.
-        if (Multiprocessing.Interop.Platform.Current.GetParentProcessId() != connection.ParentPid) return;
+        if (Multiprocessing.Interop.Platform.Current.GetParentProcessId() != connection.ParentPid)
+        {
+            // The parent that started us died before we got here: nothing we could run would be delivered.
+            if (!Multiprocessing.Interop.Platform.Current.ProcessExists(connection.ParentPid)) Environment.Exit(1);
+            // The parent lives, so something else started us (a program a worker ran through native code, which sees
+            // the worker's environment as it was): not a worker, so the program runs as it should.
+            return;
+        }
         Environment.Exit(WorkerHost.Run(connection));
     }
 }
