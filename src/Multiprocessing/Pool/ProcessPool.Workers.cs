@@ -1,0 +1,337 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Multiprocessing.Interop;
+
+namespace Multiprocessing;
+
+// Worker processes: start, ready, results, exits, crash attribution, recovery, timeouts.
+public sealed partial class ProcessPool
+{
+    /// <summary>Gives the worker its process, unless the pool was terminated meanwhile (then the caller kills it).</summary>
+    internal bool Adopt(PoolWorker worker, ChildProcess child)
+    {
+        lock (_lock)
+        {
+            if (worker.KillReason == KillReason.Terminated) return false;
+            worker.Child = child;
+            return true;
+        }
+    }
+
+    internal void OnWorkerStarted(PoolWorker worker) =>
+        _logger.LogInformation("Pool {Pool} worker {Name} started (pid {Pid})", _poolId, worker.Name, worker.Pid);
+
+    internal void OnWorkerReady(PoolWorker worker)
+    {
+        lock (_lock)
+        {
+            worker.Ready = true;
+            _failedStarts = 0;
+            _killedStarts = 0;
+            _cannotStart = null;
+        }
+        worker.RequestDispatch();
+    }
+
+    internal void OnInitializerFailed(PoolWorker worker, Exception error)
+    {
+        _logger.LogError(error, "Pool {Pool} worker {Name}: the initializer threw; the pool is broken", _poolId, worker.Name);
+        Break(new MultiprocessingException($"The pool's initializer threw in worker {worker.Name} (pid {worker.Pid}): {error.Message}", error));
+    }
+
+    internal void OnWorkerFailedToStart(PoolWorker worker, Exception error)
+    {
+        _logger.LogError(error, "Pool {Pool} worker {Name} failed to start", _poolId, worker.Name);
+        bool broken;
+        var pause = TimeSpan.Zero;
+        lock (_lock)
+        {
+            worker.Gone = true;
+            if (error is TimeoutException or WorkerCrashedException { Signal: 9 or 15 } && _state == State.Running)
+            {
+                pause = StartFailedLocked(error);
+                broken = false;
+            }
+            else broken = ++_failedStarts >= 3 || _state is State.Terminated or State.Broken;
+        }
+        if (broken) Break(error);
+        else StartWorker(worker.Slot, replacing: true, pause);
+        FailQueuedIfCannotStart();
+        CheckAllExited();
+    }
+
+    /// <summary>
+    /// A worker was killed from outside (SIGKILL, SIGTERM) or timed out before it was ready: nothing says the
+    /// next one will be, so the pool does not give up, but pauses (0.1 s, doubling, at most 5 s) before the
+    /// next start. Once no worker has been ready for WorkerStartTimeout, work fails with the reason until one is.
+    /// Returns the pause. Caller holds the lock.
+    /// </summary>
+    private TimeSpan StartFailedLocked(Exception why)
+    {
+        if (_killedStarts++ == 0) _killedStartsSince = Stopwatch.GetTimestamp();
+        var anyReady = _workers.Any(w => w is { Ready: true, Gone: false });
+        if (!anyReady && Stopwatch.GetElapsedTime(_killedStartsSince) >= _options.WorkerStartTimeout)
+        {
+            var crash = why as WorkerCrashedException;
+            _cannotStart = new WorkerCrashedException(
+                $"No worker of the pool could be started for {_options.WorkerStartTimeout.TotalSeconds:0.#} s ({_killedStarts} in a row were killed or timed out before they were ready; the last: {why.Message}). " +
+                "The pool keeps starting workers and takes work again once one is ready; check what kills them (an out-of-memory killer, a container's limits).",
+                crash?.ProcessId ?? 0, crash?.ExitCode, crash?.Signal, crash?.StandardErrorTail ?? []);
+        }
+        return TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(_killedStarts - 1, 6))));
+    }
+
+    /// <summary>A fresh exception for each caller (one instance thrown on many threads would mix their stack traces).</summary>
+    private static WorkerCrashedException CannotStart(WorkerCrashedException reason) =>
+        new(reason.Message, reason.ProcessId, reason.ExitCode, reason.Signal, reason.StandardErrorTail);
+
+    /// <summary>While no worker can start, what waits in the queue fails with the reason rather than waiting on.</summary>
+    private void FailQueuedIfCannotStart()
+    {
+        List<Chunk> failed;
+        WorkerCrashedException? error;
+        lock (_lock)
+        {
+            error = _cannotStart;
+            if (error is null || _queue.Count == 0) return;
+            failed = [.. _queue];
+            _queue.Clear();
+        }
+        foreach (var chunk in failed)
+        {
+            PoolMetrics.TasksFailed.Add(chunk.Count);
+            chunk.Job.OnFailure(chunk, CannotStart(error));
+        }
+    }
+
+    // refill is false while more answers are already buffered: the worker is refilled once, after the last of them, in one send.
+    internal void OnCallDone(PoolWorker worker, long callId, long elapsedTicks, ReadOnlyMemory<byte> results, Exception? error, bool refill)
+    {
+        Chunk chunk;
+        var retireForMemory = false;
+        lock (_lock)
+        {
+            if (!worker.InFlight.TryDequeue(out chunk!) || chunk.CallId != callId)
+                throw new InvalidDataException($"Worker {worker.Name} answered call {callId} out of order.");
+            chunk.Job.RecordElapsed(elapsedTicks);
+            if (_options.MaxMemoryPerChild is { } limit && !worker.Retiring && MemoryOf(worker.Pid) > limit)
+            {
+                worker.Retiring = true;
+                retireForMemory = true;
+            }
+            if (_state == State.Closed && _queue.Count == 0 && worker.InFlight.Count == 0) worker.Retiring = true;
+        }
+        PoolMetrics.TasksRunning.Add(-chunk.Count);
+        if (error is null)
+        {
+            PoolMetrics.TasksCompleted.Add(chunk.Count);
+            chunk.Job.OnResult(chunk, results);
+        }
+        else
+        {
+            PoolMetrics.TasksFailed.Add(chunk.Count);
+            chunk.Job.OnFailure(chunk, error);
+        }
+        if (retireForMemory)
+            _logger.LogInformation("Pool {Pool} worker {Name} exceeded MaxMemoryPerChild; replacing it", _poolId, worker.Name);
+        if (refill || retireForMemory) worker.RequestDispatch();
+    }
+
+    internal void OnWorkerExited(PoolWorker worker, ExitStatus status)
+    {
+        List<Chunk> lost;
+        bool replace;
+        var pause = TimeSpan.Zero;
+        KillReason reason;
+        Exception? stopped;
+        Chunk? running;
+        lock (_lock)
+        {
+            worker.Gone = true;
+            reason = worker.KillReason;
+            lost = [.. worker.InFlight];
+            worker.InFlight.Clear();
+            stopped = _state switch
+            {
+                State.Terminated => new ObjectDisposedException(nameof(ProcessPool), "The process pool was terminated (or disposed) before this work finished."),
+                State.Broken => _brokenBy,
+                _ => null,
+            };
+            // The worker wrote down which call it was running: that one fails. The others (not started,
+            // or finished with their results still batched in the worker) go back to the front of the
+            // queue, in order, unless the pool is stopping.
+            var runningCall = worker.Status.Read().CallId;
+            var runningIndex = lost.FindIndex(c => c.CallId == runningCall);
+            // A crash after the worker took the call but before the user's code began is the worker's, not the
+            // call's: it goes back to the queue too, a bounded number of times (a call that kills every worker
+            // while its arguments are read must still end).
+            if (runningIndex >= 0 && reason == KillReason.None && stopped is null && !worker.Status.UserCodeStarted(runningCall)
+                && ++lost[runningIndex].DiedBeforeStart < MaxDeathsBeforeStart)
+                runningIndex = -1;
+            running = runningIndex >= 0 ? lost[runningIndex] : null;
+            if (stopped is null)
+                for (var i = lost.Count - 1; i >= 0; i--)
+                    if (i != runningIndex) _queue.AddFirst(lost[i]);
+            // After Close, a worker is replaced only while queued work needs it (a crash requeues its chunks).
+            replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
+            if (!worker.Ready && _state == State.Running && reason == KillReason.None)
+            {
+                if (status.Signal is 9 or 15) pause = StartFailedLocked(new WorkerCrashedException(
+                    $"Worker {worker.Name} (pid {worker.Pid}) was killed by signal {status.Signal} before it was ready", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []));
+                else replace = ++_failedStarts < 3;
+            }
+        }
+        var clean = status is { Code: 0, Signal: null } && lost.Count == 0 && worker.ExitSent;
+        if (lost.Count > 0)
+        {
+            PoolMetrics.TasksRunning.Add(-lost.Sum(c => c.Count));
+            var failed = stopped is not null ? lost : running is not null ? [running] : [];
+            var error = stopped ?? reason switch
+            {
+                KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Name} (pid {worker.Pid}) was killed and replaced."),
+                KillReason.Cancelled => new OperationCanceledException("The task was cancelled and did not stop within the grace period; its worker was killed."),
+                _ when running is { DiedBeforeStart: >= MaxDeathsBeforeStart } => new WorkerCrashedException(
+                    $"{MaxDeathsBeforeStart} workers died after taking this task and before its code began (the last: {worker.Name}, pid {worker.Pid}), " +
+                    "while its arguments were read; a type whose deserialization crashes the process is the usual cause", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
+                _ => new WorkerCrashedException($"Worker {worker.Name} (pid {worker.Pid}) died while running this task", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
+            };
+            foreach (var chunk in failed)
+            {
+                PoolMetrics.TasksFailed.Add(chunk.Count);
+                chunk.Job.OnFailure(chunk, error);
+            }
+        }
+        if (clean) _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) exited", _poolId, worker.Name, worker.Pid);
+        else if (reason is KillReason.None && !worker.ExitSent)
+            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) crashed: exit code {Code}, signal {Signal}", _poolId, worker.Name, worker.Pid, status.Code, status.Signal);
+        else _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) ended ({Reason})", _poolId, worker.Name, worker.Pid, reason);
+
+        if (!worker.Ready && !replace && _state == State.Running && reason == KillReason.None)
+        {
+            Break(new WorkerCrashedException("Workers keep dying before they are ready (three in a row); the pool gave up", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []));
+            return;
+        }
+        if (replace)
+        {
+            PoolMetrics.WorkerRestarts.Add(1);
+            StartWorker(worker.Slot, replacing: true, pause);
+        }
+        else
+        {
+            lock (_lock) if (_workers[worker.Slot] == worker) _workers[worker.Slot] = null;
+            CheckAllExited();
+        }
+        FailQueuedIfCannotStart();
+        foreach (var w in _workers)
+            if (w is not null && w != worker) w.RequestDispatch();
+    }
+
+    private void StartWorker(int slot, bool replacing, TimeSpan pause = default)
+    {
+        var worker = new PoolWorker(this, slot, $"Pool{_poolId}-Worker{Interlocked.Increment(ref _workerCounter)}");
+        lock (_lock)
+        {
+            if (replacing && _state is State.Terminated or State.Broken) return;
+            _workers[slot] = worker;
+        }
+        new Thread(() =>
+        {
+            if (pause > TimeSpan.Zero && _stopping.Wait(pause))
+            {
+                // Terminated during the pause: this worker never starts.
+                lock (_lock) worker.Gone = true;
+                worker.Status.Unlink();
+                worker.Status.Dispose();
+                CheckAllExited();
+                return;
+            }
+            worker.Run(_options.Initializer, _serializer, replacing);
+        }) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
+    }
+
+    private void CheckAllExited()
+    {
+        lock (_lock)
+        {
+            if (_state == State.Running) return;
+            if (_workers.All(w => w is null || w.Gone)) _allExited.TrySetResult();
+        }
+    }
+
+    private void TerminateCore(Exception reason)
+    {
+        List<Chunk> pending;
+        List<ChildProcess> alive;
+        lock (_lock)
+        {
+            if (_state is State.Terminated) return;
+            if (_state is not State.Broken) _state = State.Terminated;
+            pending = [.. _queue];
+            _queue.Clear();
+            alive = [];
+            foreach (var w in _workers)
+            {
+                if (w is null || w.Gone) continue;
+                w.KillReason = KillReason.Terminated;
+                // A worker still starting has no process yet: Adopt refuses it and it is killed on arrival.
+                if (w.Child is { } child) alive.Add(child);
+            }
+        }
+        _stopping.Set(); // a replacement pausing before its start gives up at once
+        foreach (var c in pending) c.Job.Abort(reason);
+        foreach (var child in alive) child.Kill();
+        _timeoutTimer?.Dispose();
+        CheckAllExited();
+        _ = Task.Run(async () =>
+        {
+            // Workers killed while spawning may never report; do not let Join wait on them forever.
+            await Task.Delay(TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+            _allExited.TrySetResult();
+        });
+    }
+
+    private void Break(Exception error)
+    {
+        lock (_lock)
+        {
+            if (_state is State.Broken or State.Terminated) return;
+            _state = State.Broken;
+            _brokenBy = error;
+        }
+        TerminateCore(error);
+        List<Chunk> held = [];
+        lock (_lock)
+            foreach (var w in _workers)
+                if (w is not null) held.AddRange(w.InFlight);
+        foreach (var c in held) c.Job.Abort(error);
+    }
+
+    private void EnforceTimeouts()
+    {
+        if (_options.TaskTimeout is not { } timeout) return;
+        var limit = (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var now = Stopwatch.GetTimestamp();
+        List<PoolWorker>? kill = null;
+        lock (_lock)
+        {
+            foreach (var w in _workers)
+            {
+                if (w is null || w.Gone || w.KillReason != KillReason.None) continue;
+                var (call, since) = w.Status.Read();
+                if (call == 0 || now - since <= limit) continue;
+                w.KillReason = KillReason.Timeout;
+                (kill ??= []).Add(w);
+            }
+        }
+        if (kill is null) return;
+        foreach (var w in kill)
+        {
+            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) ran a task past TaskTimeout {Timeout}; killing it", _poolId, w.Name, w.Pid, timeout);
+            w.Child?.Kill();
+        }
+    }
+}
