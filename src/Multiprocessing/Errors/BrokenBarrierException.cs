@@ -1,5 +1,3 @@
-using Multiprocessing.Interop;
-
 namespace Multiprocessing;
 
 /// <summary>A <see cref="ProcessBarrier"/> was broken (aborted, reset, or a party timed out or was cancelled) while or before this party waited.</summary>

@@ -1,10 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.CompilerServices;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

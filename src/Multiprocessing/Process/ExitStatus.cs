@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Multiprocessing.Interop;
-
 namespace Multiprocessing;
 
 /// <summary>How a process ended: an exit code, or the signal that killed it.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Multiprocessing.Interop;
 
 namespace Multiprocessing;

@@ -1,5 +1,3 @@
-using Multiprocessing.Interop;
-
 namespace Multiprocessing;
 
 /// <summary>

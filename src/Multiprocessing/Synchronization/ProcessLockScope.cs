@@ -1,5 +1,3 @@
-using Multiprocessing.Interop;
-
 namespace Multiprocessing;
 
 /// <summary>Returned by <c>Acquire</c>: disposing it releases what was acquired, so <c>using (x.Acquire()) { }</c> scopes a hold.</summary>

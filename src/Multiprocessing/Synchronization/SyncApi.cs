@@ -1,5 +1,3 @@
-using Multiprocessing.Interop;
-
 namespace Multiprocessing;
 
 /// <summary>Shared helpers of the primitives' public surface.</summary>
