@@ -51,6 +51,9 @@ internal interface IPlatform
     /// </summary>
     TimeSpan? SystemIdleTime();
 
+    /// <summary>Bytes of process <paramref name="pid"/> resident in memory now, or null when unknown (it exited, or the platform cannot tell).</summary>
+    long? ResidentMemory(int pid);
+
     /// <summary>
     /// What tells this incarnation of process <paramref name="pid"/> from a later one with the same id (on Linux,
     /// its start time in clock ticks after boot), or null when unknown. Read it while the process is alive.

@@ -183,6 +183,20 @@ internal sealed partial class LinuxPlatform : IPlatform
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int unlink(string path);
 
+    public long? ResidentMemory(int pid)
+    {
+        // /proc/PID/statm: "size resident shared ..." in pages.
+        try
+        {
+            var fields = File.ReadAllText($"/proc/{pid}/statm").Split(' ');
+            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException or IndexOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
     public TimeSpan? SystemIdleTime()
     {
         // First line of /proc/stat: "cpu  user nice system idle iowait ..." in clock ticks (USER_HZ, 100 on Linux).

@@ -10,7 +10,7 @@ internal static class Calls
     {
         try
         {
-            WorkerHost.Write(output, MessageKind.Init, (ref MessagePackWriter w) =>
+            output.Write(MessageKind.Init, (ref MessagePackWriter w) =>
             {
                 w.Write(name);
                 w.Write(statusName);
@@ -72,9 +72,9 @@ internal static class Calls
         output.EndFrame();
     }
 
-    public static void WriteSimple(FrameBuffer output, MessageKind kind) => WorkerHost.Write(output, kind, static (ref MessagePackWriter _) => { });
+    public static void WriteSimple(FrameBuffer output, MessageKind kind) => output.Write(kind, static (ref MessagePackWriter _) => { });
 
-    public static void WriteForget(FrameBuffer output, int functionId) => WorkerHost.Write(output, MessageKind.Forget, (ref MessagePackWriter w) => w.Write(functionId));
+    public static void WriteForget(FrameBuffer output, int functionId) => output.Write(MessageKind.Forget, (ref MessagePackWriter w) => w.Write(functionId));
 
-    public static void WriteCancel(FrameBuffer output, long callId) => WorkerHost.Write(output, MessageKind.Cancel, (ref MessagePackWriter w) => w.Write(callId));
+    public static void WriteCancel(FrameBuffer output, long callId) => output.Write(MessageKind.Cancel, (ref MessagePackWriter w) => w.Write(callId));
 }

@@ -27,7 +27,7 @@ public sealed partial class ProcessPool
     /// <summary>Drops the job's queued chunks, signals its running ones, and kills workers that ignore the signal past the grace period.</summary>
     private void CancelRunning(PoolJob job)
     {
-        var targets = new List<(PoolWorker Worker, long[] Calls)>();
+        var targets = new List<(LaneState Worker, long[] Calls)>();
         lock (_lock)
         {
             for (var node = _queue.First; node is not null;)
@@ -36,7 +36,7 @@ public sealed partial class ProcessPool
                 if (node.Value.Job == job) _queue.Remove(node);
                 node = next;
             }
-            foreach (var w in _workers)
+            foreach (var w in _lanes)
             {
                 if (w is null || w.Gone) continue;
                 var calls = w.InFlight.Where(c => c.Job == job).Select(c => c.CallId).ToArray();
@@ -45,39 +45,21 @@ public sealed partial class ProcessPool
         }
         if (targets.Count == 0) return;
         foreach (var (w, calls) in targets)
-            w.SendCancel(calls);
+            w.Lane.Cancel(calls);
         _ = Task.Delay(_options.CancellationGracePeriod).ContinueWith(_ =>
         {
-            List<PoolWorker> kill = [];
+            List<LaneState> kill = [];
             lock (_lock)
             {
                 foreach (var (w, calls) in targets)
                 {
-                    if (w.Gone || w.KillReason != KillReason.None || !calls.Contains(w.Status.Read().CallId)) continue;
+                    if (w.Gone || w.KillReason != KillReason.None || !calls.Contains(w.Lane.Running.CallId)) continue;
                     w.KillReason = KillReason.Cancelled;
                     kill.Add(w);
                 }
             }
-            foreach (var w in kill) w.Child?.Kill();
+            foreach (var w in kill) w.Lane.Kill();
         }, TaskScheduler.Default);
-    }
-
-    private static long MemoryOf(int pid)
-    {
-        try
-        {
-            // /proc/PID/statm: size resident shared ... in pages.
-            var fields = File.ReadAllText($"/proc/{pid}/statm").Split(' ');
-            return long.Parse(fields[1]) * Environment.SystemPageSize;
-        }
-        catch (Exception) { return 0; }
-    }
-
-    internal void Log(Exception e, string message, params object?[] args)
-    {
-#pragma warning disable CA2254 // the template is a constant at every call site
-        _logger.LogError(e, message, args);
-#pragma warning restore CA2254
     }
 
     private static void ExceptionDispatch(Exception e) => System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);

@@ -8,7 +8,7 @@ public sealed partial class ProcessPool
     /// <summary>Accepts no new work; queued and running work completes, then the workers exit. See <see cref="Join()"/>.</summary>
     public void Close()
     {
-        List<PoolWorker> idle;
+        List<LaneState> idle;
         lock (_lock)
         {
             if (_state != State.Running) return;

@@ -22,7 +22,7 @@ public sealed partial class ProcessPool
         if (id != 0 && !job.Function.Shared)
             job.WhenFinished = () =>
             {
-                foreach (var w in _workers) w?.Forget(id);
+                foreach (var w in _lanes) w?.Forget(id);
             };
         return job;
     }
@@ -46,12 +46,12 @@ public sealed partial class ProcessPool
     private void Submit(PoolJob job, List<Chunk> chunks, int items)
     {
         if (chunks.Count == 0) return;
-        PoolWorker?[] workers;
+        LaneState?[] workers;
         lock (_lock)
         {
             ThrowIfNotAcceptingLocked();
             foreach (var c in chunks) _queue.AddLast(c);
-            workers = _workers;
+            workers = _lanes;
         }
         PoolMetrics.TasksSubmitted.Add(items);
         // A single call goes out on the caller's thread (the latency of Apply is one hop shorter);
@@ -70,7 +70,7 @@ public sealed partial class ProcessPool
     /// worker's reader thread: a reader that stopped reading could deadlock with a worker that is
     /// itself blocked writing results.
     /// </summary>
-    internal void Dispatch(PoolWorker worker, bool onCallerThread = false)
+    internal void Dispatch(LaneState worker, bool onCallerThread = false)
     {
         // A caller never waits behind a writer thread that may be stuck on a full socket: it hands over.
         if (onCallerThread && !worker.SendLock.TryEnter())
@@ -106,7 +106,7 @@ public sealed partial class ProcessPool
             }
             if (take is not null)
                 PoolMetrics.TasksRunning.Add(take.Sum(c => c.Count));
-            if (take is not null || thenExit || worker.HasForgets) worker.Send(take ?? [], thenExit);
+            if (take is not null || thenExit || worker.Lane.HasForgets) worker.Lane.Send(take ?? [], thenExit);
         }
         finally
         {
@@ -122,7 +122,7 @@ public sealed partial class ProcessPool
     {
         var outstanding = _queue.Count;
         var serving = 0;
-        foreach (var w in _workers)
+        foreach (var w in _lanes)
         {
             if (w is null || w.Gone) continue;
             outstanding += w.InFlight.Count;
@@ -131,17 +131,17 @@ public sealed partial class ProcessPool
         return Math.Max(1, (outstanding + Math.Max(serving, 1) - 1) / Math.Max(serving, 1));
     }
 
-    private void SendExit(PoolWorker worker)
+    private void SendExit(LaneState worker)
     {
-        lock (worker.SendLock) worker.Send([], thenExit: true);
+        lock (worker.SendLock) worker.Lane.Send([], thenExit: true);
     }
 
     /// <summary>Marks the workers that hold nothing as leaving; returns them so Exit can be sent outside the lock.</summary>
-    private List<PoolWorker> RetireIdleWorkersLocked()
+    private List<LaneState> RetireIdleWorkersLocked()
     {
-        var idle = new List<PoolWorker>();
+        var idle = new List<LaneState>();
         if (_queue.Count > 0) return idle;
-        foreach (var w in _workers)
+        foreach (var w in _lanes)
         {
             if (w is null || w.Gone || w.ExitSent || !w.Ready || w.InFlight.Count > 0) continue;
             w.Retiring = true;

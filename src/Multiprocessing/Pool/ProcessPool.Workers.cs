@@ -6,21 +6,19 @@ namespace Multiprocessing;
 // Worker processes: start, ready, results, exits, crash attribution, recovery, timeouts.
 public sealed partial class ProcessPool
 {
-    /// <summary>Gives the worker its process, unless the pool was terminated meanwhile (then the caller kills it).</summary>
-    internal bool Adopt(PoolWorker worker, ChildProcess child)
+    /// <summary>The lane's process exists: false when the pool was terminated meanwhile (the lane then kills it).</summary>
+    internal bool OnLaneStarted(LaneState worker)
     {
         lock (_lock)
-        {
             if (worker.KillReason == KillReason.Terminated) return false;
-            worker.Child = child;
-            return true;
-        }
+        _logger.LogInformation("Pool {Pool} worker {Name} started (pid {Pid})", _poolId, worker.Lane.Name, worker.Lane.Pid);
+        return true;
     }
 
-    internal void OnWorkerStarted(PoolWorker worker) =>
-        _logger.LogInformation("Pool {Pool} worker {Name} started (pid {Pid})", _poolId, worker.Name, worker.Pid);
+    internal void OnLaneFaulted(LaneState worker, Exception error) =>
+        _logger.LogError(error, "Pool {Pool} worker {Name} (pid {Pid}): {Error}; killing it", _poolId, worker.Lane.Name, worker.Lane.Pid, error.Message);
 
-    internal void OnWorkerReady(PoolWorker worker)
+    internal void OnLaneReady(LaneState worker)
     {
         lock (_lock)
         {
@@ -32,15 +30,15 @@ public sealed partial class ProcessPool
         worker.RequestDispatch();
     }
 
-    internal void OnInitializerFailed(PoolWorker worker, Exception error)
+    internal void OnInitializerFailed(LaneState worker, Exception error)
     {
-        _logger.LogError(error, "Pool {Pool} worker {Name}: the initializer threw; the pool is broken", _poolId, worker.Name);
-        Break(new MultiprocessingException($"The pool's initializer threw in worker {worker.Name} (pid {worker.Pid}): {error.Message}", error));
+        _logger.LogError(error, "Pool {Pool} worker {Name}: the initializer threw; the pool is broken", _poolId, worker.Lane.Name);
+        Break(new MultiprocessingException($"The pool's initializer threw in worker {worker.Lane.Name} (pid {worker.Lane.Pid}): {error.Message}", error));
     }
 
-    internal void OnWorkerFailedToStart(PoolWorker worker, Exception error)
+    internal void OnLaneFailedToStart(LaneState worker, Exception error)
     {
-        _logger.LogError(error, "Pool {Pool} worker {Name} failed to start", _poolId, worker.Name);
+        _logger.LogError(error, "Pool {Pool} worker {Name} failed to start", _poolId, worker.Lane.Name);
         bool broken;
         var pause = TimeSpan.Zero;
         lock (_lock)
@@ -68,7 +66,7 @@ public sealed partial class ProcessPool
     private TimeSpan StartFailedLocked(Exception why)
     {
         if (_killedStarts++ == 0) _killedStartsSince = Stopwatch.GetTimestamp();
-        var anyReady = _workers.Any(w => w is { Ready: true, Gone: false });
+        var anyReady = _lanes.Any(w => w is { Ready: true, Gone: false });
         if (!anyReady && Stopwatch.GetElapsedTime(_killedStartsSince) >= _options.WorkerStartTimeout)
         {
             var crash = why as WorkerCrashedException;
@@ -104,16 +102,16 @@ public sealed partial class ProcessPool
     }
 
     // refill is false while more answers are already buffered: the worker is refilled once, after the last of them, in one send.
-    internal void OnCallDone(PoolWorker worker, long callId, long elapsedTicks, ReadOnlyMemory<byte> results, Exception? error, bool refill)
+    internal void OnCallDone(LaneState worker, long callId, long elapsedTicks, ReadOnlyMemory<byte> results, Exception? error, bool refill)
     {
         Chunk chunk;
         var retireForMemory = false;
         lock (_lock)
         {
             if (!worker.InFlight.TryDequeue(out chunk!) || chunk.CallId != callId)
-                throw new InvalidDataException($"Worker {worker.Name} answered call {callId} out of order.");
+                throw new InvalidDataException($"Worker {worker.Lane.Name} answered call {callId} out of order.");
             chunk.Job.RecordElapsed(elapsedTicks);
-            if (_options.MaxMemoryPerChild is { } limit && !worker.Retiring && MemoryOf(worker.Pid) > limit)
+            if (_options.MaxMemoryPerChild is { } limit && !worker.Retiring && worker.Lane.MemoryInUse() > limit)
             {
                 worker.Retiring = true;
                 retireForMemory = true;
@@ -132,11 +130,11 @@ public sealed partial class ProcessPool
             chunk.Job.OnFailure(chunk, error);
         }
         if (retireForMemory)
-            _logger.LogInformation("Pool {Pool} worker {Name} exceeded MaxMemoryPerChild; replacing it", _poolId, worker.Name);
+            _logger.LogInformation("Pool {Pool} worker {Name} exceeded MaxMemoryPerChild; replacing it", _poolId, worker.Lane.Name);
         if (refill || retireForMemory) worker.RequestDispatch();
     }
 
-    internal void OnWorkerExited(PoolWorker worker, ExitStatus status)
+    internal void OnLaneExited(LaneState worker, ExitStatus status)
     {
         List<Chunk> lost;
         bool replace;
@@ -159,12 +157,12 @@ public sealed partial class ProcessPool
             // The worker wrote down which call it was running: that one fails. The others (not started,
             // or finished with their results still batched in the worker) go back to the front of the
             // queue, in order, unless the pool is stopping.
-            var runningCall = worker.Status.Read().CallId;
+            var runningCall = worker.Lane.Running.CallId;
             var runningIndex = lost.FindIndex(c => c.CallId == runningCall);
             // A crash after the worker took the call but before the user's code began is the worker's, not the
             // call's: it goes back to the queue too, a bounded number of times (a call that kills every worker
             // while its arguments are read must still end).
-            if (runningIndex >= 0 && reason == KillReason.None && stopped is null && !worker.Status.UserCodeStarted(runningCall)
+            if (runningIndex >= 0 && reason == KillReason.None && stopped is null && !worker.Lane.UserCodeStarted(runningCall)
                 && ++lost[runningIndex].DiedBeforeStart < MaxDeathsBeforeStart)
                 runningIndex = -1;
             running = runningIndex >= 0 ? lost[runningIndex] : null;
@@ -175,8 +173,8 @@ public sealed partial class ProcessPool
             replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
             if (!worker.Ready && _state == State.Running && reason == KillReason.None)
             {
-                if (status.Signal is 9 or 15) pause = StartFailedLocked(new WorkerCrashedException(
-                    $"Worker {worker.Name} (pid {worker.Pid}) was killed by signal {status.Signal} before it was ready", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []));
+                if (status.Signal is 9 or 15) pause = StartFailedLocked(worker.Lane.Crashed(
+                    $"Worker {worker.Lane.Name} (pid {worker.Lane.Pid}) was killed by signal {status.Signal} before it was ready", status));
                 else replace = ++_failedStarts < 3;
             }
         }
@@ -187,12 +185,12 @@ public sealed partial class ProcessPool
             var failed = stopped is not null ? lost : running is not null ? [running] : [];
             var error = stopped ?? reason switch
             {
-                KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Name} (pid {worker.Pid}) was killed and replaced."),
+                KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Lane.Name} (pid {worker.Lane.Pid}) was killed and replaced."),
                 KillReason.Cancelled => new OperationCanceledException("The task was cancelled and did not stop within the grace period; its worker was killed."),
-                _ when running is { DiedBeforeStart: >= MaxDeathsBeforeStart } => new WorkerCrashedException(
-                    $"{MaxDeathsBeforeStart} workers died after taking this task and before its code began (the last: {worker.Name}, pid {worker.Pid}), " +
-                    "while its arguments were read; a type whose deserialization crashes the process is the usual cause", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
-                _ => new WorkerCrashedException($"Worker {worker.Name} (pid {worker.Pid}) died while running this task", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []),
+                _ when running is { DiedBeforeStart: >= MaxDeathsBeforeStart } => worker.Lane.Crashed(
+                    $"{MaxDeathsBeforeStart} workers died after taking this task and before its code began (the last: {worker.Lane.Name}, pid {worker.Lane.Pid}), " +
+                    "while its arguments were read; a type whose deserialization crashes the process is the usual cause", status),
+                _ => worker.Lane.Crashed($"Worker {worker.Lane.Name} (pid {worker.Lane.Pid}) died while running this task", status),
             };
             foreach (var chunk in failed)
             {
@@ -200,14 +198,14 @@ public sealed partial class ProcessPool
                 chunk.Job.OnFailure(chunk, error);
             }
         }
-        if (clean) _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) exited", _poolId, worker.Name, worker.Pid);
+        if (clean) _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) exited", _poolId, worker.Lane.Name, worker.Lane.Pid);
         else if (reason is KillReason.None && !worker.ExitSent)
-            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) crashed: exit code {Code}, signal {Signal}", _poolId, worker.Name, worker.Pid, status.Code, status.Signal);
-        else _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) ended ({Reason})", _poolId, worker.Name, worker.Pid, reason);
+            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) crashed: exit code {Code}, signal {Signal}", _poolId, worker.Lane.Name, worker.Lane.Pid, status.Code, status.Signal);
+        else _logger.LogInformation("Pool {Pool} worker {Name} (pid {Pid}) ended ({Reason})", _poolId, worker.Lane.Name, worker.Lane.Pid, reason);
 
         if (!worker.Ready && !replace && _state == State.Running && reason == KillReason.None)
         {
-            Break(new WorkerCrashedException("Workers keep dying before they are ready (three in a row); the pool gave up", worker.Pid, status.Code, status.Signal, worker.Child?.StderrTail() ?? []));
+            Break(worker.Lane.Crashed("Workers keep dying before they are ready (three in a row); the pool gave up", status));
             return;
         }
         if (replace)
@@ -217,21 +215,21 @@ public sealed partial class ProcessPool
         }
         else
         {
-            lock (_lock) if (_workers[worker.Slot] == worker) _workers[worker.Slot] = null;
+            lock (_lock) if (_lanes[worker.Slot] == worker) _lanes[worker.Slot] = null;
             CheckAllExited();
         }
         FailQueuedIfCannotStart();
-        foreach (var w in _workers)
+        foreach (var w in _lanes)
             if (w is not null && w != worker) w.RequestDispatch();
     }
 
     private void StartWorker(int slot, bool replacing, TimeSpan pause = default)
     {
-        var worker = new PoolWorker(this, slot, $"Pool{_poolId}-Worker{Interlocked.Increment(ref _workerCounter)}");
+        var worker = new LaneState(this, slot, $"Pool{_poolId}-Worker{Interlocked.Increment(ref _workerCounter)}", _newLane, replacing);
         lock (_lock)
         {
             if (replacing && _state is State.Terminated or State.Broken) return;
-            _workers[slot] = worker;
+            _lanes[slot] = worker;
         }
         new Thread(() =>
         {
@@ -239,13 +237,11 @@ public sealed partial class ProcessPool
             {
                 // Terminated during the pause: this worker never starts.
                 lock (_lock) worker.Gone = true;
-                worker.Status.Unlink();
-                worker.Status.Dispose();
                 CheckAllExited();
                 return;
             }
-            worker.Run(_options.Initializer, _serializer, replacing);
-        }) { IsBackground = true, Name = $"Multiprocessing {worker.Name}" }.Start();
+            worker.Lane.Run();
+        }) { IsBackground = true, Name = $"Multiprocessing {worker.Lane.Name}" }.Start();
     }
 
     private void CheckAllExited()
@@ -253,14 +249,14 @@ public sealed partial class ProcessPool
         lock (_lock)
         {
             if (_state == State.Running) return;
-            if (_workers.All(w => w is null || w.Gone)) _allExited.TrySetResult();
+            if (_lanes.All(w => w is null || w.Gone)) _allExited.TrySetResult();
         }
     }
 
     private void TerminateCore(Exception reason)
     {
         List<Chunk> pending;
-        List<ChildProcess> alive;
+        List<ILane> alive;
         lock (_lock)
         {
             if (_state is State.Terminated) return;
@@ -268,17 +264,17 @@ public sealed partial class ProcessPool
             pending = [.. _queue];
             _queue.Clear();
             alive = [];
-            foreach (var w in _workers)
+            foreach (var w in _lanes)
             {
                 if (w is null || w.Gone) continue;
                 w.KillReason = KillReason.Terminated;
-                // A worker still starting has no process yet: Adopt refuses it and it is killed on arrival.
-                if (w.Child is { } child) alive.Add(child);
+                // A lane still starting has no process yet: OnLaneStarted refuses it and it is killed on arrival.
+                alive.Add(w.Lane);
             }
         }
         _stopping.Set(); // a replacement pausing before its start gives up at once
         foreach (var c in pending) c.Job.Abort(reason);
-        foreach (var child in alive) child.Kill();
+        foreach (var lane in alive) lane.Kill();
         _timeoutTimer?.Dispose();
         CheckAllExited();
         _ = Task.Run(async () =>
@@ -300,7 +296,7 @@ public sealed partial class ProcessPool
         TerminateCore(error);
         List<Chunk> held = [];
         lock (_lock)
-            foreach (var w in _workers)
+            foreach (var w in _lanes)
                 if (w is not null) held.AddRange(w.InFlight);
         foreach (var c in held) c.Job.Abort(error);
     }
@@ -310,13 +306,13 @@ public sealed partial class ProcessPool
         if (_options.TaskTimeout is not { } timeout) return;
         var limit = (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         var now = Stopwatch.GetTimestamp();
-        List<PoolWorker>? kill = null;
+        List<LaneState>? kill = null;
         lock (_lock)
         {
-            foreach (var w in _workers)
+            foreach (var w in _lanes)
             {
                 if (w is null || w.Gone || w.KillReason != KillReason.None) continue;
-                var (call, since) = w.Status.Read();
+                var (call, since) = w.Lane.Running;
                 if (call == 0 || now - since <= limit) continue;
                 w.KillReason = KillReason.Timeout;
                 (kill ??= []).Add(w);
@@ -325,8 +321,8 @@ public sealed partial class ProcessPool
         if (kill is null) return;
         foreach (var w in kill)
         {
-            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) ran a task past TaskTimeout {Timeout}; killing it", _poolId, w.Name, w.Pid, timeout);
-            w.Child?.Kill();
+            _logger.LogWarning("Pool {Pool} worker {Name} (pid {Pid}) ran a task past TaskTimeout {Timeout}; killing it", _poolId, w.Lane.Name, w.Lane.Pid, timeout);
+            w.Lane.Kill();
         }
     }
 }

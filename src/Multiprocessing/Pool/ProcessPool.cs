@@ -23,7 +23,8 @@ public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly LinkedList<Chunk> _queue = new();
-    private readonly PoolWorker?[] _workers;
+    private readonly LaneState?[] _lanes;
+    private readonly LaneFactory _newLane;
     private readonly ConcurrentDictionary<(MethodInfo, Type), ShippedFunction> _statelessFunctions = new();
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Timer? _timeoutTimer;
@@ -56,7 +57,10 @@ public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
 
     /// <summary>A pool with the given options. Workers start in the background; work submitted meanwhile waits for them.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the message says which and why).</exception>
-    public ProcessPool(ProcessPoolOptions options)
+    public ProcessPool(ProcessPoolOptions options) : this(options, lanes: null) { }
+
+    /// <summary>A pool whose calls run in the lanes <paramref name="lanes"/> makes (null: worker processes on this machine).</summary>
+    internal ProcessPool(ProcessPoolOptions options, LaneFactory? lanes)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Processes is < 1)
@@ -76,7 +80,8 @@ public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
         _serializer = options.Serializer ?? new MessagePackObjectSerializer();
         _logger = options.Logger ?? NullLogger.Instance;
         Processes = options.Processes ?? Environment.ProcessorCount;
-        _workers = new PoolWorker?[Processes];
+        _lanes = new LaneState?[Processes];
+        _newLane = lanes ?? ((name, events, replacing) => new WorkerLane(name, events, options.Initializer, _serializer, replacing));
         if (options.Initializer is not null)
         {
             // Refuse an initializer that cannot travel now, not in every worker.

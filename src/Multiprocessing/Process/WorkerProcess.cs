@@ -78,7 +78,7 @@ public sealed class WorkerProcess
     /// Inside a worker: signalled when the parent cancels the call running on this thread (a pool
     /// task whose token was cancelled). <see cref="CancellationToken.None"/> elsewhere.
     /// </summary>
-    public static CancellationToken CancellationToken => WorkerHost.CurrentToken;
+    public static CancellationToken CancellationToken => CallRunner.CurrentToken;
 
     /// <summary>The processes started by this process that have not exited yet.</summary>
     public static IReadOnlyList<WorkerProcess> ActiveChildren() => [.. Children.Keys.Where(p => p.IsAlive)];

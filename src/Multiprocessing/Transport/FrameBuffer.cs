@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using MessagePack;
 
 namespace Multiprocessing;
 
@@ -17,6 +18,17 @@ internal sealed class FrameBuffer : IBufferWriter<byte>
 
     /// <summary>A writable view of bytes already written, for patching a fixed-size field.</summary>
     public Span<byte> Written(int start, int length) => _buffer.AsSpan(start, length);
+
+    /// <summary>Appends one whole frame: its kind, then what <paramref name="fields"/> writes.</summary>
+    public void Write(MessageKind kind, FrameFields fields)
+    {
+        BeginFrame();
+        var w = new MessagePackWriter(this);
+        w.Write((byte)kind);
+        fields(ref w);
+        w.Flush();
+        EndFrame();
+    }
 
     public void BeginFrame()
     {
@@ -68,3 +80,6 @@ internal sealed class FrameBuffer : IBufferWriter<byte>
         Array.Resize(ref _buffer, Math.Max(_buffer.Length * 2, _written + need));
     }
 }
+
+/// <summary>Writes a frame's fields after its kind (see <see cref="FrameBuffer.Write"/>).</summary>
+internal delegate void FrameFields(ref MessagePackWriter writer);

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net.Sockets;
 using MessagePack;
 using Multiprocessing.Interop;
@@ -8,7 +6,7 @@ namespace Multiprocessing;
 
 /// <summary>
 /// The worker's side, entered from the startup hook (see StartupHook) before the application's Main. The main thread reads calls off
-/// the data channel and runs them in order, in place (no hand-off between threads on the hot
+/// the data channel and runs them in order with a <see cref="CallRunner"/>, in place (no hand-off between threads on the hot
 /// path), answering in batches while more calls are already buffered. A second, control channel
 /// is read by a watcher thread, so a cancellation, or the parent's death, is seen while a call runs.
 /// </summary>
@@ -16,19 +14,6 @@ internal static class WorkerHost
 {
     /// <summary>Set in a worker process: the name and the parent's pid.</summary>
     internal static (string Name, int ParentPid)? Identity { get; private set; }
-
-    // The call running now and its token source, reused from call to call until one is cancelled.
-    private static readonly Lock RunningLock = new();
-    private static long _runningCall = -1;
-    private static CancellationTokenSource _runningSource = new();
-    // Calls cancelled before they started: answered without being run.
-    private static readonly ConcurrentDictionary<long, bool> CancelledEarly = new();
-
-    // Where a pool worker tells its parent which call it is running (null for a WorkerProcess).
-    private static WorkerStatus? _status;
-
-    /// <summary>The cancellation token of the call running on this thread, in a worker.</summary>
-    [ThreadStatic] internal static CancellationToken CurrentToken;
 
     /// <summary>Serves one parent until it says exit or goes away; returns the process's exit code.</summary>
     public static int Run(WorkerConnection connection)
@@ -49,26 +34,27 @@ internal static class WorkerHost
         // A spare learns its name only when it is taken.
         Identity = (init.ReadString() ?? "worker", parentPid);
         var statusName = init.ReadString();
-        ISerializer serializer;
+        CallRunner runner;
         try
         {
-            if (statusName is not null) _status = WorkerStatus.Attach(statusName);
-            serializer = (ISerializer)Activator.CreateInstance(DelegateShipper.ResolveType(init.ReadString()!))!;
+            var status = statusName is null ? null : WorkerStatus.Attach(statusName);
+            var serializer = (ISerializer)Activator.CreateInstance(DelegateShipper.ResolveType(init.ReadString()!))!;
             if (!init.TryReadNil()) DelegateShipper.Read(ref init, serializer).DynamicInvoke();
+            runner = new CallRunner(serializer, status);
         }
         catch (Exception e)
         {
             var error = e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? inner : e;
-            Write(output, MessageKind.InitFailed, (ref MessagePackWriter w) => ExceptionShipper.Write(ref w, error));
+            output.Write(MessageKind.InitFailed, (ref MessagePackWriter w) => ExceptionShipper.Write(ref w, error));
             channel.Send(output.WrittenSpan);
             return 3;
         }
-        Write(output, MessageKind.Ready, static (ref MessagePackWriter _) => { });
+        output.Write(MessageKind.Ready, static (ref MessagePackWriter _) => { });
         channel.Send(output.WrittenSpan);
         output.Clear();
 
-        new Thread(() => WatchControl(control)) { IsBackground = true, Name = "Multiprocessing worker control" }.Start();
-        return ServeCalls(channel, output, serializer);
+        new Thread(() => WatchControl(control, runner)) { IsBackground = true, Name = "Multiprocessing worker control" }.Start();
+        return ServeCalls(channel, output, runner);
     }
 
     /// <summary>
@@ -92,7 +78,7 @@ internal static class WorkerHost
             output.Clear();
             Invoker.For(typeof(Func<bool>)).Run((Func<bool>)(static () => true), Chunk.Serialize(serializer, new[] { false }), output, serializer);
             _ = serializer.Deserialize<bool[]>(output.WrittenSpan.ToArray());
-            Write(output, MessageKind.Error, (ref MessagePackWriter w) => ExceptionShipper.Write(ref w, new InvalidOperationException("warm-up")));
+            output.Write(MessageKind.Error, (ref MessagePackWriter w) => ExceptionShipper.Write(ref w, new InvalidOperationException("warm-up")));
         }
         catch (Exception)
         {
@@ -105,7 +91,7 @@ internal static class WorkerHost
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         socket.Connect(new UnixDomainSocketEndPoint(socketPath));
         var channel = new MessageChannel(socket);
-        Write(scratch, MessageKind.Hello, (ref MessagePackWriter w) =>
+        scratch.Write(MessageKind.Hello, (ref MessagePackWriter w) =>
         {
             w.Write(token);
             w.Write(role);
@@ -115,7 +101,7 @@ internal static class WorkerHost
         return channel;
     }
 
-    private static void WatchControl(MessageChannel control)
+    private static void WatchControl(MessageChannel control, CallRunner runner)
     {
         try
         {
@@ -123,12 +109,7 @@ internal static class WorkerHost
             {
                 var r = new MessagePackReader(frame);
                 if ((MessageKind)r.ReadByte() != MessageKind.Cancel) continue;
-                var id = r.ReadInt64();
-                lock (RunningLock)
-                {
-                    if (_runningCall == id) _runningSource.Cancel();
-                    else CancelledEarly[id] = true;
-                }
+                runner.Cancel(r.ReadInt64());
             }
         }
         catch (Exception)
@@ -139,9 +120,8 @@ internal static class WorkerHost
         Platform.Current.ExitNow(0);
     }
 
-    private static int ServeCalls(MessageChannel channel, FrameBuffer output, ISerializer serializer)
+    private static int ServeCalls(MessageChannel channel, FrameBuffer output, CallRunner runner)
     {
-        var functions = new Dictionary<int, Delegate>();
         var exitCode = 0;
         while (true)
         {
@@ -159,82 +139,8 @@ internal static class WorkerHost
                 if (output.Length > 0) channel.Send(output.WrittenSpan);
                 return exitCode;
             }
-            if (kind == MessageKind.Call && !RunCall(ref reader, frame, functions, output, serializer)) exitCode = 1;
-            else if (kind == MessageKind.Forget) functions.Remove(reader.ReadInt32());
+            if (kind == MessageKind.Call && !runner.Run(ref reader, frame, output)) exitCode = 1;
+            else if (kind == MessageKind.Forget) runner.Forget(reader.ReadInt32());
         }
-    }
-
-    /// <summary>Runs one call and appends its answer; false when it failed and decides the exit code.</summary>
-    private static bool RunCall(ref MessagePackReader reader, ReadOnlyMemory<byte> frame, Dictionary<int, Delegate> functions, FrameBuffer output, ISerializer serializer)
-    {
-        var callId = reader.ReadInt64();
-        var funcId = reader.ReadInt32();
-        // A lone call (a WorkerProcess target) decides the exit code, as Python's exitcode 1 on an exception.
-        var decidesExitCode = reader.ReadBoolean();
-        var started = Stopwatch.GetTimestamp();
-        lock (RunningLock)
-        {
-            if (!_runningSource.TryReset()) _runningSource = new CancellationTokenSource();
-            _runningCall = callId;
-            CurrentToken = _runningSource.Token;
-        }
-        try
-        {
-            // The definition is registered before anything else: the parent counts it as sent even if this call is skipped.
-            Delegate target;
-            if (reader.TryReadNil()) target = functions[funcId];
-            else
-            {
-                target = DelegateShipper.Read(ref reader, serializer);
-                if (funcId != 0) functions[funcId] = target;
-            }
-            if (!CancelledEarly.IsEmpty && CancelledEarly.TryRemove(callId, out _)) throw new OperationCanceledException("The task was cancelled before it started.");
-            var items = frame[(int)reader.Consumed..];
-            output.BeginFrame();
-            var header = new MessagePackWriter(output);
-            header.Write((byte)MessageKind.Result);
-            header.Write(callId);
-            header.Flush();
-            var elapsedAt = output.Length;
-            header = new MessagePackWriter(output);
-            header.WriteInt64(0); // patched below: WriteInt64 always takes 9 bytes
-            header.Flush();
-            _status?.Begin(callId);
-            Invoker.For(target.GetType()).Run(target, items, output, serializer, _status);
-            System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(output.Written(elapsedAt + 1, 8), Stopwatch.GetTimestamp() - started);
-            output.EndFrame();
-            return true;
-        }
-        catch (Exception e)
-        {
-            output.AbandonFrame();
-            var elapsed = Stopwatch.GetTimestamp() - started;
-            Write(output, MessageKind.Error, (ref MessagePackWriter w) =>
-            {
-                w.Write(callId);
-                w.Write(elapsed);
-                ExceptionShipper.Write(ref w, e);
-            });
-            return !decidesExitCode;
-        }
-        finally
-        {
-            _status?.End();
-            lock (RunningLock) _runningCall = -1;
-            CurrentToken = default;
-        }
-    }
-
-    internal delegate void HeaderWriter(ref MessagePackWriter writer);
-
-    /// <summary>Appends one whole frame of the given kind.</summary>
-    internal static void Write(FrameBuffer output, MessageKind kind, HeaderWriter fields)
-    {
-        output.BeginFrame();
-        var w = new MessagePackWriter(output);
-        w.Write((byte)kind);
-        fields(ref w);
-        w.Flush();
-        output.EndFrame();
     }
 }

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+
+namespace Multiprocessing.Tests.Lanes;
+
+/// <summary>
+/// The pool's scheduler over in-memory lanes (no process is started): results, window sizing, the order in which a
+/// dead lane's calls are requeued, and which call a death is pinned on. The functions run on the lanes' threads in
+/// this process, so they can wait on the test's gates.
+/// </summary>
+public class SchedulerTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    private static int Square(int x) => x * x;
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(1000)]
+    public void Map_over_lanes_returns_what_a_loop_returns(int chunkSize)
+    {
+        var lanes = new InMemoryLanes();
+        using var pool = lanes.Pool(new ProcessPoolOptions { Processes = 3 });
+        var items = Enumerable.Range(0, 2_500).ToArray();
+        Assert.Equal(items.Select(Square), pool.Map(Square, items, chunkSize));
+        Assert.Equal(3, lanes.Made.Count);
+    }
+
+    [Fact]
+    public void A_new_job_starts_with_a_window_of_two_and_learns_from_its_own_chunks()
+    {
+        var job = new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer());
+        Assert.Equal(2, job.Window);
+        job.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 100_000); // 10 µs chunks: many in flight hide the round trip
+        Assert.InRange(job.Window, 50, 256);
+        for (var i = 0; i < 20; i++) job.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 10); // 100 ms chunks: one at a time
+        Assert.Equal(1, job.Window);
+        Assert.Equal(2, new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer()).Window); // nothing carried over
+    }
+
+    private static int Nap(int ms)
+    {
+        Thread.Sleep(ms);
+        return ms;
+    }
+
+    [Fact]
+    public void Heavy_items_after_thousands_of_trivial_ones_go_to_both_lanes()
+    {
+        var lanes = new InMemoryLanes();
+        using var pool = lanes.Pool(new ProcessPoolOptions { Processes = 2 });
+        pool.Map(Nap, new int[5_000], chunkSize: 1);
+        var before = lanes.Made.Select(l => l.Ran.Count).ToArray();
+        pool.Map(Nap, Enumerable.Repeat(20, 40), chunkSize: 1);
+        var heavy = lanes.Made.Select((l, i) => l.Ran.Count - before[i]).Order().ToArray();
+        // Fair share: a lane never holds more than half of what is left, so neither can take the whole job.
+        Assert.Equal(40, heavy.Sum());
+        Assert.True(heavy[0] >= 12, $"lanes ran {string.Join(" and ", heavy)} of 40 heavy items");
+    }
+
+    private static readonly ConcurrentDictionary<string, ManualResetEventSlim> Gates = new();
+    private static readonly ConcurrentQueue<string> Order = new();
+
+    private static string Step(string gate, string name)
+    {
+        Order.Enqueue(name);
+        if (name == "first") Gates[gate].Wait(Bound);
+        return name;
+    }
+
+    [Fact]
+    public async Task A_dead_lanes_unstarted_calls_go_back_first_in_their_order_and_only_the_running_one_fails()
+    {
+        var gate = Guid.NewGuid().ToString();
+        Gates[gate] = new ManualResetEventSlim();
+        var lanes = new InMemoryLanes();
+        await using var pool = lanes.Pool(new ProcessPoolOptions { Processes = 1 });
+        var first = pool.ApplyAsync(Step, gate, "first");
+        // The lane holds "first" (running) and "second" (sent, not begun); the rest wait in the pool's queue.
+        var rest = new[] { "second", "third", "fourth" }.Select(n => pool.ApplyAsync(Step, gate, n)).ToArray();
+        var lane = lanes.Made[0];
+        Assert.True(SpinWait.SpinUntil(() => lane.Running.CallId != 0, Bound));
+        lane.Kill();
+
+        var crash = await Assert.ThrowsAsync<WorkerCrashedException>(() => first.WaitAsync(Bound));
+        Assert.Contains($"Worker {lane.Name} (pid {lane.Pid}) died while running this task", crash.Message);
+        Assert.Equal(9, crash.Signal);
+        Assert.Equal(["second", "third", "fourth"], await Task.WhenAll(rest).WaitAsync(Bound));
+        Assert.Equal(2, lanes.Made.Count);
+        var afterCrash = Order.Where(n => n is "second" or "third" or "fourth").ToArray();
+        Assert.Equal(["second", "third", "fourth"], afterCrash); // none ran on the dead lane; all in submission order
+        Gates[gate].Set();
+    }
+
+    [Fact]
+    public async Task A_death_before_the_user_code_began_requeues_the_call_and_the_third_one_fails_it()
+    {
+        var lanes = new InMemoryLanes();
+        await using var pool = lanes.Pool(new ProcessPoolOptions { Processes = 1 });
+
+        lanes.Fault = (lane, _) => lane == lanes.Made[0] ? LaneFault.DieBeforeUserCode : LaneFault.None;
+        Assert.Equal(49, await pool.ApplyAsync(Square, 7).WaitAsync(Bound)); // the next lane ran it
+
+        lanes.Fault = (_, _) => LaneFault.DieBeforeUserCode;
+        var made = lanes.Made.Count;
+        var error = await Assert.ThrowsAsync<WorkerCrashedException>(() => pool.ApplyAsync(Square, 8).WaitAsync(Bound));
+        Assert.StartsWith("3 workers died after taking this task and before its code began", error.Message);
+        Assert.Equal(11, error.Signal);
+        Assert.Equal(made + 3, lanes.Made.Count);
+
+        lanes.Fault = (_, _) => LaneFault.None;
+        Assert.Equal(81, await pool.ApplyAsync(Square, 9).WaitAsync(Bound)); // the pool goes on
+    }
+
+    private static int Stuck(string gate)
+    {
+        Gates[gate].Wait(Bound);
+        return 0;
+    }
+
+    [Fact]
+    public async Task A_timeout_is_pinned_on_the_call_the_lane_runs_and_its_queued_calls_move_on()
+    {
+        var gate = Guid.NewGuid().ToString();
+        Gates[gate] = new ManualResetEventSlim();
+        var lanes = new InMemoryLanes();
+        await using var pool = lanes.Pool(new ProcessPoolOptions { Processes = 1, TaskTimeout = TimeSpan.FromMilliseconds(300) });
+        var stuck = pool.ApplyAsync(Stuck, gate);
+        var next = pool.ApplyAsync(Square, 5);
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => stuck.WaitAsync(Bound));
+        Assert.Contains($"its worker {lanes.Made[0].Name}", error.Message);
+        Assert.Equal(25, await next.WaitAsync(Bound));
+        Gates[gate].Set();
+    }
+
+    [Fact]
+    public async Task Terminate_fails_held_and_queued_calls_and_every_lane_ends()
+    {
+        var gate = Guid.NewGuid().ToString();
+        Gates[gate] = new ManualResetEventSlim();
+        var lanes = new InMemoryLanes();
+        var pool = lanes.Pool(new ProcessPoolOptions { Processes = 2 });
+        var held = Enumerable.Range(0, 6).Select(_ => pool.ApplyAsync(Stuck, gate)).ToArray();
+        Assert.True(SpinWait.SpinUntil(() => lanes.Made.Count(l => l.Running.CallId != 0) == 2, Bound));
+        pool.Terminate();
+        foreach (var task in held)
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => task.WaitAsync(Bound));
+        Assert.True(pool.Join(Bound));
+        Assert.Equal(2, lanes.Made.Count); // nothing replaced after Terminate
+        Gates[gate].Set();
+        pool.Dispose();
+    }
+}
