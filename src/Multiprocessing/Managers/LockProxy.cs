@@ -46,7 +46,7 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
         }
     }
 
-    /// <summary>Waits for the lock without holding a thread of the caller's; dispose the result to release it.</summary>
+    /// <summary>Waits for the lock on a thread-pool thread, which each request to the manager blocks for up to 250 ms (the calling thread is free); dispose the result to release it.</summary>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public async ValueTask<Scope> AcquireAsync(CancellationToken cancellationToken = default)
     {

@@ -29,6 +29,8 @@ internal static class Spawner
     // this is its analogue of Python's forkserver: taking a spare costs a millisecond, not a runtime start.
     private static readonly ConcurrentQueue<ChildProcess> Spares = new();
     private static readonly int SpareTarget = ReadSpareTarget();
+    // Never read: initializing it registers the exit handler of ReapSparesAtExit once, in the type initializer. Kept a field
+    // initializer on purpose: a static constructor would make the class lose beforefieldinit and change when that runs.
     private static readonly bool SparesReapedAtExit = ReapSparesAtExit();
     private static int _sparesStarting;
 

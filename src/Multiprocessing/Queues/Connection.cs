@@ -1,38 +1,5 @@
 namespace Multiprocessing;
 
-/// <summary>Makes a pair of connected <see cref="Connection{T}"/>s, like Python's <c>multiprocessing.Pipe()</c>.</summary>
-public static class Pipe
-{
-    /// <summary>
-    /// Creates a pipe. With <paramref name="duplex"/> (the default) both ends send and receive; otherwise the first
-    /// end only receives and the second only sends, as Python's <c>Pipe(duplex=False)</c> returns <c>(reader, writer)</c>.
-    /// </summary>
-    /// <param name="duplex">Whether both ends can send.</param>
-    /// <param name="ringBytes">Bytes of each direction's shared ring; larger messages spill into further blocks.</param>
-    public static (Connection<T> Left, Connection<T> Right) Create<T>(bool duplex = true, int ringBytes = ProcessQueue<T>.DefaultRingBytes)
-    {
-        var forward = SharedRing.Create(ringBytes, 0, "pipe");
-        forward.ForgetProducersOnExit = false;
-        SharedRing? backward = null;
-        if (duplex)
-        {
-            try
-            {
-                backward = SharedRing.Create(ringBytes, 0, "pipe");
-                backward.ForgetProducersOnExit = false;
-            }
-            catch
-            {
-                forward.Dispose();
-                throw;
-            }
-        }
-        // Left receives what right sends on 'forward'; right receives what left sends on 'backward'.
-        var owner = new PipeOwnership(forward, backward, 2);
-        return (new Connection<T>(send: backward, receive: forward, owner), new Connection<T>(send: forward, receive: backward, owner));
-    }
-}
-
 /// <summary>
 /// One end of a <see cref="Pipe"/>, like Python's <c>multiprocessing.connection.Connection</c>: <see cref="Send"/> on one
 /// end, <see cref="Receive"/> on the other, in order. Each direction is a ring in shared memory with one writer and one
@@ -171,18 +138,5 @@ public sealed class Connection<T> : IDisposable
     {
         ObjectDisposedException.ThrowIf(IsClosed, this);
         return _receive ?? throw new InvalidOperationException("This end of the pipe only sends: it is the second end of Pipe.Create(duplex: false). Receive on the first end.");
-    }
-}
-
-/// <summary>The rings of a pipe in one process, released when the last end using them here is disposed.</summary>
-internal sealed class PipeOwnership(SharedRing? first, SharedRing? second, int ends)
-{
-    private int _ends = ends;
-
-    public void Release()
-    {
-        if (Interlocked.Decrement(ref _ends) != 0) return;
-        first?.Dispose();
-        second?.Dispose();
     }
 }

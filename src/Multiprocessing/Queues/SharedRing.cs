@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Runtime.CompilerServices;
 using MessagePack;
 using Multiprocessing.Interop;
 
@@ -15,7 +14,7 @@ namespace Multiprocessing;
 /// record goes there too, so order is kept. Waiters spin briefly, then sleep on the low half of the put
 /// (or get) counter; wakers make the wake syscall only when the matching waiters counter is non-zero.
 /// </summary>
-internal sealed unsafe class SharedRing : IDisposable
+internal sealed unsafe partial class SharedRing : IDisposable
 {
     // Header layout (bytes). The producer's and consumer's fields sit on separate cache lines.
     private const int Magic = 0x3151504D; // "MPQ1"
@@ -91,7 +90,6 @@ internal sealed unsafe class SharedRing : IDisposable
 
     public string Name => _memory.Name;
     public bool IsOwner => _memory.IsOwner;
-    public long Capacity => _capacity;
     public int MaxItems => *(int*)(_base + OffMaxItems);
 
     /// <summary>When set, a producer that exits normally is forgotten (a queue); else its exit reads as end of stream (a pipe).</summary>
@@ -220,119 +218,6 @@ internal sealed unsafe class SharedRing : IDisposable
 
     internal ArrayBufferWriter<byte> Scratch => _scratch ??= new ArrayBufferWriter<byte>(4096);
 
-    private void WriteToSpill(ReadOnlySpan<byte> payload)
-    {
-        var need = Align(4 + payload.Length);
-        if (Volatile.Read(ref I32(OffSpillActive)) != 0)
-        {
-            var writeSeq = I64(OffSpillWriteSeq);
-            var segment = Segment(writeSeq);
-            var b = (byte*)segment.Address;
-            var end = Volatile.Read(ref *(long*)(b + SegOffWriteEnd));
-            if (end + need <= segment.Size)
-            {
-                *(int*)(b + end) = payload.Length;
-                payload.CopyTo(new Span<byte>(b + end + 4, payload.Length));
-                Volatile.Write(ref *(long*)(b + SegOffWriteEnd), end + need);
-                return;
-            }
-            var next = I64(OffSpillNextSeq);
-            NewSegment(next, payload, need);
-            Volatile.Write(ref *(long*)(b + SegOffNext), next); // readers follow the link once this segment is drained
-            I64(OffSpillWriteSeq) = next;
-            I64(OffSpillNextSeq) = next + 1;
-            DropSegment(writeSeq, unlink: false);
-            return;
-        }
-        var first = I64(OffSpillNextSeq);
-        NewSegment(first, payload, need);
-        I64(OffSpillReadSeq) = first;
-        I64(OffSpillReadOffset) = SegHeaderBytes;
-        I64(OffSpillWriteSeq) = first;
-        I64(OffSpillNextSeq) = first + 1;
-        Volatile.Write(ref I32(OffSpillActive), 1);
-    }
-
-    private void NewSegment(long seq, ReadOnlySpan<byte> payload, long need)
-    {
-        var name = SegmentName(seq);
-        var size = Math.Max(SpillSegmentBytes, SegHeaderBytes + need);
-        Mapping mapping;
-        try
-        {
-            mapping = Mappings.Create(name, size);
-        }
-        catch (IOException) when (Platform.Current.StatSharedMemory(name) is not null)
-        {
-            // Left by a producer that died between creating and linking it (we hold the producer lock).
-            Platform.Current.UnlinkSharedMemory(name);
-            mapping = Mappings.Create(name, size);
-        }
-        // Not tracked by this process's tracker: the segment outlives its writer (a worker that puts and exits).
-        // The queue's owner sweeps what is left when it is disposed, its tracker when it dies or exits without
-        // disposing (the ring is registered with its spill); consumers unlink what they drain.
-        var segment = SharedMemory.Wrap(mapping, isOwner: false);
-        var b = (byte*)segment.Address;
-        *(int*)(b + SegHeaderBytes) = payload.Length;
-        payload.CopyTo(new Span<byte>(b + SegHeaderBytes + 4, payload.Length));
-        Volatile.Write(ref *(long*)(b + SegOffWriteEnd), SegHeaderBytes + need);
-        lock (_segmentsGate) _segments[seq] = segment;
-    }
-
-    private string SegmentName(long seq) => $"{Name}_{seq}";
-
-    private SharedMemory Segment(long seq)
-    {
-        lock (_segmentsGate)
-        {
-            if (_segments.TryGetValue(seq, out var known)) return known;
-            // Segments below the read position were drained and unlinked: unmap our views of them.
-            var drainedBelow = Volatile.Read(ref I64(OffSpillReadSeq));
-            foreach (var old in _segments.Keys.Where(k => k < drainedBelow).ToList())
-            {
-                _segments.Remove(old, out var stale);
-                stale!.Dispose();
-            }
-            var attached = SharedMemory.Attach(SegmentName(seq));
-            _segments[seq] = attached;
-            return attached;
-        }
-    }
-
-    private void DropSegment(long seq, bool unlink)
-    {
-        SharedMemory? segment;
-        lock (_segmentsGate)
-        {
-            if (!_segments.Remove(seq, out segment)) segment = null;
-        }
-        if (unlink) Platform.Current.UnlinkSharedMemory(SegmentName(seq));
-        segment?.Dispose();
-    }
-
-    /// <summary>After a producer died holding the lock: finish the link it may have half made.</summary>
-    private void RepairSpill()
-    {
-        if (Volatile.Read(ref I32(OffSpillActive)) == 0) return;
-        var seq = I64(OffSpillWriteSeq);
-        while (true)
-        {
-            long next;
-            try
-            {
-                next = Volatile.Read(ref *(long*)((byte*)Segment(seq).Address + SegOffNext));
-            }
-            catch (FileNotFoundException)
-            {
-                return;
-            }
-            if (next == 0) break;
-            seq = next;
-        }
-        I64(OffSpillWriteSeq) = seq;
-        if (I64(OffSpillNextSeq) <= seq) I64(OffSpillNextSeq) = seq + 1;
-    }
-
     private bool WaitForRoom(int maxItems, Deadline deadline, CancellationToken token)
     {
         var spinner = new SpinWait();
@@ -361,8 +246,6 @@ internal sealed unsafe class SharedRing : IDisposable
     }
 
     // ------------------------------------------------------------------ consuming
-
-    public enum TakeOutcome { Taken, TimedOut }
 
     /// <summary>
     /// Takes the oldest item, waiting until <paramref name="deadline"/>. Throws <see cref="InvalidOperationException"/>
@@ -507,56 +390,6 @@ internal sealed unsafe class SharedRing : IDisposable
         }
     }
 
-    private bool TakeFromSpill<T>(out T item, out bool retired)
-    {
-        retired = false;
-        while (true)
-        {
-            var seq = I64(OffSpillReadSeq);
-            var segment = Segment(seq);
-            var b = (byte*)segment.Address;
-            var offset = I64(OffSpillReadOffset);
-            if (offset < Volatile.Read(ref *(long*)(b + SegOffWriteEnd)))
-            {
-                var length = *(int*)(b + offset);
-                try
-                {
-                    item = Deserialize<T>(b + offset + 4, length);
-                }
-                finally
-                {
-                    I64(OffSpillReadOffset) = offset + Align(4 + length);
-                }
-                return true;
-            }
-            var next = Volatile.Read(ref *(long*)(b + SegOffNext));
-            if (next != 0)
-            {
-                I64(OffSpillReadSeq) = next;
-                I64(OffSpillReadOffset) = SegHeaderBytes;
-                DropSegment(seq, unlink: true);
-                I64(OffSpillSweepFrom) = next;
-                continue;
-            }
-            // Drained: retire the spill under the producer lock (order: consumer lock, then producer lock).
-            AcquireLock(OffProducerLock, Deadline.Infinite, CancellationToken.None, producer: true);
-            try
-            {
-                if (offset < Volatile.Read(ref *(long*)(b + SegOffWriteEnd)) || Volatile.Read(ref *(long*)(b + SegOffNext)) != 0) continue;
-                Volatile.Write(ref I32(OffSpillActive), 0);
-                DropSegment(seq, unlink: true);
-                I64(OffSpillSweepFrom) = I64(OffSpillNextSeq);
-            }
-            finally
-            {
-                ReleaseLock(OffProducerLock);
-            }
-            item = default!;
-            retired = true;
-            return false;
-        }
-    }
-
     private T Deserialize<T>(byte* payload, int length)
     {
         _reader.Reset(payload, length);
@@ -568,123 +401,6 @@ internal sealed unsafe class SharedRing : IDisposable
         {
             throw new SerializationException($"An item in the queue could not be read as {typeof(T).Name}: {e.Message}. Do the producer and the consumer use the same item type?", e);
         }
-    }
-
-    // ------------------------------------------------------------------ closing, joining
-
-    public void Close()
-    {
-        if (_disposed != 0) return;
-        Volatile.Write(ref I32(OffClosed), 1);
-        if (Volatile.Read(ref I32(OffConsumerWaiters)) > 0) Futex.WakeAll(PutWord);
-        if (Volatile.Read(ref I32(OffProducerWaiters)) > 0) Futex.WakeAll(GetWord);
-    }
-
-    public void CloseReader()
-    {
-        if (_disposed != 0) return;
-        Volatile.Write(ref I32(OffReaderClosed), 1);
-        if (Volatile.Read(ref I32(OffProducerWaiters)) > 0) Futex.WakeAll(GetWord);
-    }
-
-    public void TaskDone()
-    {
-        ThrowIfDisposed();
-        var current = Volatile.Read(ref *UnfinishedWord);
-        while (true)
-        {
-            if (current <= 0)
-                throw new InvalidOperationException("TaskDone() was called more times than there were items put into the queue (Python raises ValueError here).");
-            var seen = Interlocked.CompareExchange(ref *UnfinishedWord, current - 1, current);
-            if (seen == current) break;
-            current = seen;
-        }
-        if (current == 1 && Volatile.Read(ref I32(OffJoinWaiters)) > 0) Futex.WakeAll(UnfinishedWord);
-    }
-
-    public bool Join(Deadline deadline, CancellationToken token)
-    {
-        ThrowIfDisposed();
-        if (Unfinished == 0) return true;
-        using var hold = Keep();
-        using var cancel = Futex.WakeOnCancel(UnfinishedWord, token);
-        Interlocked.Increment(ref I32(OffJoinWaiters));
-        try
-        {
-            while (true)
-            {
-                token.ThrowIfCancellationRequested();
-                var seen = Volatile.Read(ref *UnfinishedWord);
-                if (seen == 0) return true;
-                if (!Futex.WaitSlice(UnfinishedWord, seen, deadline, out _)) return false;
-            }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref I32(OffJoinWaiters));
-        }
-    }
-
-    // ------------------------------------------------------------------ producers' liveness
-
-    private void RegisterProducer()
-    {
-        if (Interlocked.Exchange(ref _registered, 1) != 0) return;
-        var me = LockWord.Me;
-        var slots = (int*)(_base + OffProducers);
-        var free = -1;
-        for (var i = 0; i < ProducerSlots; i++)
-        {
-            var pid = Volatile.Read(ref slots[i]);
-            if (pid == me) { free = -2; break; }
-            if (pid == 0 && free == -1 && Interlocked.CompareExchange(ref slots[i], me, 0) == 0) { free = i; break; }
-        }
-        if (free == -1) Volatile.Write(ref I32(OffUntracked), 1); // table full: never declare the producers dead
-        if (ForgetProducersOnExit && free >= 0) ProducerExit.Track(this);
-    }
-
-    /// <summary>Removes this process from the producer table (it exits normally: it did not die).</summary>
-    internal void ForgetThisProducer()
-    {
-        if (Volatile.Read(ref _disposed) != 0) return;
-        var slots = (int*)(_base + OffProducers);
-        for (var i = 0; i < ProducerSlots; i++)
-            Interlocked.CompareExchange(ref slots[i], 0, LockWord.Me);
-    }
-
-    /// <summary>When every producer on record is dead (none alive, none untracked), a dead pid; else 0.</summary>
-    private int ProducersDead(bool clear)
-    {
-        if (Volatile.Read(ref I32(OffUntracked)) != 0) return 0;
-        var slots = (int*)(_base + OffProducers);
-        var dead = 0;
-        for (var i = 0; i < ProducerSlots; i++)
-        {
-            var pid = Volatile.Read(ref slots[i]);
-            if (pid == 0) continue;
-            if (pid == LockWord.Me || Platform.Current.ProcessExists(pid)) return 0;
-            dead = pid;
-        }
-        if (dead != 0 && clear)
-        {
-            for (var i = 0; i < ProducerSlots; i++)
-            {
-                var pid = Volatile.Read(ref slots[i]);
-                if (pid != 0 && !Platform.Current.ProcessExists(pid)) Interlocked.CompareExchange(ref slots[i], 0, pid);
-            }
-        }
-        return dead;
-    }
-
-    private void ThrowIfProducersDead(bool endOfStream)
-    {
-        if (HasData) return;
-        // A pipe's writer that exited is the end of the stream for good; a queue reports each dead producer once.
-        var pid = ProducersDead(clear: !endOfStream);
-        if (pid == 0) return;
-        if (endOfStream) throw new EndOfStreamException($"The process that was sending on this pipe (pid {pid}) has exited, and everything it sent has been received.");
-        throw new ProducerDiedException(
-            $"The queue is empty and every process that put into it has died (last seen: pid {pid}) without closing it; nothing more can come unless another process starts putting.", pid);
     }
 
     // ------------------------------------------------------------------ locks, lifetime
@@ -747,154 +463,4 @@ internal sealed unsafe class SharedRing : IDisposable
     }
 
     private static long Align(long n) => (n + 7) & ~7L;
-
-    /// <summary>The default serializer's formatters, called directly: the per-call setup of the facade costs more than a small item.</summary>
-    private static class Formatter<T>
-    {
-        private static MessagePack.Formatters.IMessagePackFormatter<T>? _instance;
-
-        private static MessagePack.Formatters.IMessagePackFormatter<T> Instance => _instance ??= Find();
-
-        private static MessagePack.Formatters.IMessagePackFormatter<T> Find()
-        {
-            try
-            {
-                return MessagePackObjectSerializer.Options.Resolver.GetFormatterWithVerify<T>();
-            }
-            catch (Exception e) when (e is MessagePackSerializationException or TypeInitializationException or FormatterNotRegisteredException)
-            {
-                throw new SerializationException(
-                    $"{typeof(T)} cannot be an item of a queue or pipe: the serializer has no way to write it ({(e.InnerException ?? e).Message}). " +
-                    "Use a record, class or struct with public members, a tuple, an array or a collection of such.", e);
-            }
-        }
-
-        public static void Serialize(IBufferWriter<byte> output, T value)
-        {
-            var writer = new MessagePackWriter(output);
-            Instance.Serialize(ref writer, value, MessagePackObjectSerializer.Options);
-            writer.Flush();
-        }
-
-        public static T Deserialize(ReadOnlyMemory<byte> input)
-        {
-            var reader = new MessagePackReader(input);
-            return Instance.Deserialize(ref reader, MessagePackObjectSerializer.Options);
-        }
-    }
-
-    /// <summary>An <see cref="IBufferWriter{T}"/> over free ring bytes that moves to the scratch buffer if the item outgrows them.</summary>
-    private sealed class RingWriter(SharedRing ring) : IBufferWriter<byte>
-    {
-        private byte* _start;
-        private int _limit;
-        private int _written;
-        private ArrayBufferWriter<byte>? _overflow;
-
-        public bool Overflowed => _overflow is not null;
-
-        public void Begin(byte* start, int limit)
-        {
-            _start = start;
-            _limit = limit;
-            _written = 0;
-            _overflow = null;
-        }
-
-        public int End()
-        {
-            _overflow = null;
-            return _written;
-        }
-
-        public ReadOnlySpan<byte> EndInScratch()
-        {
-            var span = _overflow!.WrittenSpan;
-            _overflow = null;
-            return span;
-        }
-
-        public void Advance(int count)
-        {
-            if (_overflow is not null) _overflow.Advance(count);
-            else _written += count;
-        }
-
-        public Memory<byte> GetMemory(int sizeHint = 0)
-        {
-            MoveToScratch(); // native ring bytes have no Memory<byte>; MessagePack asks for spans
-            return _overflow!.GetMemory(sizeHint);
-        }
-
-        public Span<byte> GetSpan(int sizeHint = 0)
-        {
-            if (_overflow is null)
-            {
-                var left = _limit - _written;
-                if (left >= Math.Max(sizeHint, 1)) return new Span<byte>(_start + _written, left);
-                MoveToScratch();
-            }
-            return _overflow!.GetSpan(sizeHint);
-        }
-
-        private void MoveToScratch()
-        {
-            if (_overflow is not null) return;
-            var scratch = ring.Scratch;
-            scratch.ResetWrittenCount();
-            new ReadOnlySpan<byte>(_start, _written).CopyTo(scratch.GetSpan(_written));
-            scratch.Advance(_written);
-            _overflow = scratch;
-        }
-    }
-
-    /// <summary>A <see cref="Memory{T}"/> over ring bytes, reset for each item (no allocation per item).</summary>
-    private sealed class NativeMemory : MemoryManager<byte>
-    {
-        private byte* _pointer;
-        private int _length;
-
-        public void Reset(byte* pointer, int length)
-        {
-            _pointer = pointer;
-            _length = length;
-        }
-
-        public override Span<byte> GetSpan() => new(_pointer, _length);
-
-        public override MemoryHandle Pin(int elementIndex = 0) => new(_pointer + elementIndex);
-
-        public override void Unpin() { }
-
-        protected override void Dispose(bool disposing) { }
-    }
-}
-
-/// <summary>Forgets this process as a producer of every queue it put into when it exits normally (only a crash reads as death).</summary>
-internal static class ProducerExit
-{
-    private static readonly HashSet<SharedRing> Rings = [];
-    private static readonly Lock Gate = new();
-    private static bool _hooked;
-
-    public static void Track(SharedRing ring)
-    {
-        lock (Gate)
-        {
-            Rings.Add(ring);
-            if (_hooked) return;
-            _hooked = true;
-            AppDomain.CurrentDomain.ProcessExit += static (_, _) =>
-            {
-                SharedRing[] rings;
-                lock (Gate) rings = [.. Rings];
-                foreach (var r in rings) r.ForgetThisProducer();
-            };
-        }
-    }
-
-    public static void Untrack(SharedRing ring)
-    {
-        lock (Gate) Rings.Remove(ring);
-    }
 }
