@@ -152,7 +152,8 @@ internal sealed class InMemoryLane : ILane
             _dead = true;
         }
         _inbox.CompleteAdding();
-        ThreadPool.QueueUserWorkItem(_ => _events.Exited(status));
+        // Reported from elsewhere, later, as a process's exit is (and never from a thread pool that a busy test run may starve).
+        new Thread(() => _events.Exited(status)) { IsBackground = true }.Start();
     }
 
     public void Send(IReadOnlyList<Chunk> chunks, bool thenExit)
