@@ -52,9 +52,9 @@ public class ProcessTests
         // /proc/stat counts the whole machine, which may have more processors than this process may use.
         var processors = File.ReadLines("/proc/stat").Count(line => line.StartsWith("cpu", StringComparison.Ordinal) && char.IsDigit(line[3]));
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var before = Interop.Platform.Current.SystemIdleTime();
+        var before = Platform.Current.SystemIdleTime();
         Thread.Sleep(300);
-        var after = Interop.Platform.Current.SystemIdleTime();
+        var after = Platform.Current.SystemIdleTime();
         Assert.NotNull(before);
         Assert.NotNull(after);
         Assert.True(after >= before, $"idle time went backwards: {before} then {after}");

@@ -1,4 +1,4 @@
-namespace Multiprocessing.Interop;
+namespace Multiprocessing;
 
 /// <summary>
 /// Everything this library asks of the operating system beyond what .NET offers. Linux is the first

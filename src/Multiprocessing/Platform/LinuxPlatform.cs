@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Multiprocessing.Interop;
+namespace Multiprocessing;
 
 /// <summary>Linux system calls through libc.</summary>
 internal sealed partial class LinuxPlatform : IPlatform

@@ -53,7 +53,7 @@ public sealed partial class ProcessPool
             foreach (var c in chunks) _queue.AddLast(c);
             workers = _lanes;
         }
-        PoolMetrics.TasksSubmitted.Add(items);
+        _metrics.TasksSubmitted.Add(items);
         // A single call goes out on the caller's thread (the latency of Apply is one hop shorter);
         // bulk work goes through the workers' writer threads, so the caller never waits on a full socket.
         // Idle workers first, so a single call does not queue behind a long one.
@@ -105,7 +105,7 @@ public sealed partial class ProcessPool
                 if (thenExit) worker.ExitSent = true;
             }
             if (take is not null)
-                PoolMetrics.TasksRunning.Add(take.Sum(c => c.Count));
+                _metrics.TasksRunning.Add(take.Sum(c => c.Count));
             if (take is not null || thenExit || worker.Lane.HasForgets) worker.Lane.Send(take ?? [], thenExit);
         }
         finally

@@ -96,7 +96,7 @@ public sealed partial class ProcessPool
         }
         foreach (var chunk in failed)
         {
-            PoolMetrics.TasksFailed.Add(chunk.Count);
+            _metrics.TasksFailed.Add(chunk.Count);
             chunk.Job.OnFailure(chunk, CannotStart(error));
         }
     }
@@ -118,15 +118,15 @@ public sealed partial class ProcessPool
             }
             if (_state == State.Closed && _queue.Count == 0 && worker.InFlight.Count == 0) worker.Retiring = true;
         }
-        PoolMetrics.TasksRunning.Add(-chunk.Count);
+        _metrics.TasksRunning.Add(-chunk.Count);
         if (error is null)
         {
-            PoolMetrics.TasksCompleted.Add(chunk.Count);
+            _metrics.TasksCompleted.Add(chunk.Count);
             chunk.Job.OnResult(chunk, results);
         }
         else
         {
-            PoolMetrics.TasksFailed.Add(chunk.Count);
+            _metrics.TasksFailed.Add(chunk.Count);
             chunk.Job.OnFailure(chunk, error);
         }
         if (retireForMemory)
@@ -181,7 +181,7 @@ public sealed partial class ProcessPool
         var clean = status is { Code: 0, Signal: null } && lost.Count == 0 && worker.ExitSent;
         if (lost.Count > 0)
         {
-            PoolMetrics.TasksRunning.Add(-lost.Sum(c => c.Count));
+            _metrics.TasksRunning.Add(-lost.Sum(c => c.Count));
             var failed = stopped is not null ? lost : running is not null ? [running] : [];
             var error = stopped ?? reason switch
             {
@@ -194,7 +194,7 @@ public sealed partial class ProcessPool
             };
             foreach (var chunk in failed)
             {
-                PoolMetrics.TasksFailed.Add(chunk.Count);
+                _metrics.TasksFailed.Add(chunk.Count);
                 chunk.Job.OnFailure(chunk, error);
             }
         }
@@ -210,7 +210,7 @@ public sealed partial class ProcessPool
         }
         if (replace)
         {
-            PoolMetrics.WorkerRestarts.Add(1);
+            _metrics.WorkerRestarts.Add(1);
             StartWorker(worker.Slot, replacing: true, pause);
         }
         else

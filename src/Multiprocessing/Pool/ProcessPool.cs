@@ -25,6 +25,7 @@ public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
     private readonly LinkedList<Chunk> _queue = new();
     private readonly LaneState?[] _lanes;
     private readonly LaneFactory _newLane;
+    private readonly PoolMetrics _metrics;
     private readonly ConcurrentDictionary<(MethodInfo, Type), ShippedFunction> _statelessFunctions = new();
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Timer? _timeoutTimer;
@@ -79,6 +80,7 @@ public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
         _options = options;
         _serializer = options.Serializer ?? new MessagePackObjectSerializer();
         _logger = options.Logger ?? NullLogger.Instance;
+        _metrics = PoolMetrics.For(options.MeterFactory);
         Processes = options.Processes ?? Environment.ProcessorCount;
         _lanes = new LaneState?[Processes];
         _newLane = lanes ?? ((name, events, replacing) => new WorkerLane(name, events, options.Initializer, _serializer, replacing));

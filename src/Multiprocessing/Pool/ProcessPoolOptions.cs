@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 
 namespace Multiprocessing;
@@ -42,6 +43,13 @@ public sealed record ProcessPoolOptions
 
     /// <summary>Receives worker start, exit and crash events.</summary>
     public ILogger? Logger { get; init; }
+
+    /// <summary>
+    /// Makes the meter ("Multiprocessing") the pool's counters are recorded on: pass the host's
+    /// <see cref="IMeterFactory"/> (from dependency injection) so its metrics pipeline sees exactly its pools.
+    /// Null records on one meter shared by the whole process.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; init; }
 }
 
 /// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>

@@ -1,5 +1,4 @@
 using MessagePack;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

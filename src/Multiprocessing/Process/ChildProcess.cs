@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 
@@ -16,8 +15,8 @@ internal sealed class ChildProcess : IDisposable
     private readonly TaskCompletionSource<ExitStatus> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _stdoutPump;
     private readonly Task _stderrPump;
-    private MessageChannel? _channel;
-    private MessageChannel? _control;
+    private FrameChannel? _channel;
+    private FrameChannel? _control;
 
     public ChildProcess(Process process, string name)
     {
@@ -37,7 +36,7 @@ internal sealed class ChildProcess : IDisposable
     /// <summary>The name it serves under (a spare is renamed when taken).</summary>
     public string Name { get; set; }
     public int Pid { get; }
-    public MessageChannel Channel => _channel ?? throw new InvalidOperationException("The child has not connected.");
+    public FrameChannel Channel => _channel ?? throw new InvalidOperationException("The child has not connected.");
 
     /// <summary>Completes when the process has exited and its output has been drained.</summary>
     public Task<ExitStatus> Exited => _exited.Task;
@@ -45,7 +44,7 @@ internal sealed class ChildProcess : IDisposable
     public bool HasExited => _exited.Task.IsCompleted;
 
     /// <summary>Calls and results travel on <paramref name="data"/>; <paramref name="control"/> carries cancellations, read by the child while a call runs.</summary>
-    public void Attach(MessageChannel data, MessageChannel control)
+    public void Attach(FrameChannel data, FrameChannel control)
     {
         _channel = data;
         _control = control;

@@ -5,7 +5,6 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using MessagePack;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 
@@ -229,7 +228,7 @@ internal static class Spawner
 
     private static readonly ConcurrentDictionary<ChildProcess, bool> BootingSpares = new();
 
-    private static ChildProcess AwaitConnection(ChildProcess child, Task<(MessageChannel Data, MessageChannel Control)> connected, Listener listener, string token, LaunchSpec spec, string name)
+    private static ChildProcess AwaitConnection(ChildProcess child, Task<(FrameChannel Data, FrameChannel Control)> connected, Listener listener, string token, LaunchSpec spec, string name)
     {
         var exited = child.Exited;
         var winner = Task.WaitAny([connected, exited], ConnectTimeout);
@@ -352,7 +351,7 @@ internal static class Spawner
         }
 
         /// <summary>Completes when the child with this token has connected both its channels.</summary>
-        public Task<(MessageChannel Data, MessageChannel Control)> Expect(string token)
+        public Task<(FrameChannel Data, FrameChannel Control)> Expect(string token)
         {
             var rendezvous = new Rendezvous();
             _pending[token] = rendezvous;
@@ -374,7 +373,7 @@ internal static class Spawner
 
         private void Handshake(Socket client)
         {
-            var channel = new MessageChannel(client);
+            var channel = new FrameChannel(client);
             try
             {
                 client.ReceiveTimeout = 10_000;
@@ -460,10 +459,10 @@ internal static class Spawner
         /// <summary>A child's two connections: calls and results on one, cancellation on the other.</summary>
         private sealed class Rendezvous
         {
-            public readonly TaskCompletionSource<MessageChannel> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
-            public readonly TaskCompletionSource<MessageChannel> Control = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            public readonly TaskCompletionSource<FrameChannel> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            public readonly TaskCompletionSource<FrameChannel> Control = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-            public async Task<(MessageChannel, MessageChannel)> Both() => (await Data.Task.ConfigureAwait(false), await Control.Task.ConfigureAwait(false));
+            public async Task<(FrameChannel, FrameChannel)> Both() => (await Data.Task.ConfigureAwait(false), await Control.Task.ConfigureAwait(false));
         }
 
         private void Cleanup()

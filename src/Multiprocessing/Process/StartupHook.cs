@@ -16,10 +16,10 @@ internal static class StartupHook
     internal static void Initialize()
     {
         if (WorkerEnvironment.TakeConnection() is not { } connection) return;
-        if (Multiprocessing.Interop.Platform.Current.GetParentProcessId() != connection.ParentPid)
+        if (Multiprocessing.Platform.Current.GetParentProcessId() != connection.ParentPid)
         {
             // The parent that started us died before we got here: nothing we could run would be delivered.
-            if (!Multiprocessing.Interop.Platform.Current.ProcessExists(connection.ParentPid)) Environment.Exit(1);
+            if (!Multiprocessing.Platform.Current.ProcessExists(connection.ParentPid)) Environment.Exit(1);
             // The parent lives, so something else started us (a program a worker ran through native code, which sees
             // the worker's environment as it was): not a worker, so the program runs as it should.
             return;

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using MessagePack;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

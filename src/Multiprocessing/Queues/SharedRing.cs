@@ -1,6 +1,5 @@
 using System.Buffers;
 using MessagePack;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

@@ -1,4 +1,3 @@
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using MessagePack;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 
@@ -86,11 +85,11 @@ internal static class WorkerHost
         }
     }
 
-    private static MessageChannel Connect(string socketPath, string token, int role, FrameBuffer scratch)
+    private static FrameChannel Connect(string socketPath, string token, int role, FrameBuffer scratch)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         socket.Connect(new UnixDomainSocketEndPoint(socketPath));
-        var channel = new MessageChannel(socket);
+        var channel = new FrameChannel(socket);
         scratch.Write(MessageKind.Hello, (ref MessagePackWriter w) =>
         {
             w.Write(token);
@@ -101,7 +100,7 @@ internal static class WorkerHost
         return channel;
     }
 
-    private static void WatchControl(MessageChannel control, CallRunner runner)
+    private static void WatchControl(FrameChannel control, CallRunner runner)
     {
         try
         {
@@ -120,7 +119,7 @@ internal static class WorkerHost
         Platform.Current.ExitNow(0);
     }
 
-    private static int ServeCalls(MessageChannel channel, FrameBuffer output, CallRunner runner)
+    private static int ServeCalls(FrameChannel channel, FrameBuffer output, CallRunner runner)
     {
         var exitCode = 0;
         while (true)

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using Multiprocessing.Interop;
 
 namespace Multiprocessing;
 

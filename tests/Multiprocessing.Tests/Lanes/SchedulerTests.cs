@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 
 namespace Multiprocessing.Tests.Lanes;
 
@@ -150,5 +151,59 @@ public class SchedulerTests
         Assert.Equal(2, lanes.Made.Count); // nothing replaced after Terminate
         Gates[gate].Set();
         pool.Dispose();
+    }
+}
+
+/// <summary>A pool given a meter factory records on that factory's meter alone, so counts are exact while other pools run.</summary>
+public class PoolMeterTests
+{
+    private static int FailOnOdd(int x) => x % 2 == 1 ? throw new InvalidOperationException($"odd {x}") : x;
+
+    private sealed class OwnMeters : IMeterFactory
+    {
+        public List<Meter> Made { get; } = [];
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options.Name, options.Version, options.Tags, scope: this);
+            Made.Add(meter);
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            foreach (var m in Made) m.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Counts_are_exact_on_the_pools_own_meter()
+    {
+        using var meters = new OwnMeters();
+        var counts = new ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => counts.AddOrUpdate(instrument.Name, value, (_, v) => v + value));
+        listener.Start();
+
+        var lanes = new InMemoryLanes();
+        await using (var pool = lanes.Pool(new ProcessPoolOptions { Processes = 2, MeterFactory = meters }))
+        {
+            var calls = Enumerable.Range(0, 10).Select(i => pool.ApplyAsync(FailOnOdd, i)).ToArray();
+            foreach (var call in calls) await Task.WhenAny(call).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal([0, 2, 4, 6, 8], pool.Map(FailOnOdd, [0, 2, 4, 6, 8], chunkSize: 2));
+            lanes.Made[0].Kill();
+            Assert.True(SpinWait.SpinUntil(() => counts.GetValueOrDefault("multiprocessing.pool.worker.restarts") == 1, TimeSpan.FromSeconds(20)));
+        }
+
+        Assert.Equal(PoolMetrics.MeterName, Assert.Single(meters.Made).Name);
+        Assert.Equal(15, counts["multiprocessing.pool.tasks.submitted"]);
+        Assert.Equal(10, counts["multiprocessing.pool.tasks.completed"]);
+        Assert.Equal(5, counts["multiprocessing.pool.tasks.failed"]);
+        Assert.Equal(1, counts["multiprocessing.pool.worker.restarts"]);
+        Assert.Equal(0, counts["multiprocessing.pool.tasks.in_flight"]);
     }
 }
