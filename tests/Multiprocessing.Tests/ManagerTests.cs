@@ -375,16 +375,34 @@ public class ManagerTests
         });
         holder.Start();
         Assert.True(held.TryGet(out _, Patience));
-        Assert.False(guard.Acquire(TimeSpan.FromMilliseconds(100)));
+        Assert.False(guard.TryAcquire(TimeSpan.FromMilliseconds(100)));
         holder.Kill();
         TestSupport.JoinOrFail(holder);
-        var abandoned = Assert.Throws<AbandonedLockException>(() => guard.Acquire(Patience));
+        var abandoned = Assert.Throws<AbandonedLockException>(() => guard.TryAcquire(Patience));
         Assert.Contains("went away", abandoned.Message);
         // The caller holds it now; it is told once, and the lock works as before.
-        Assert.False(guard.Acquire(TimeSpan.FromMilliseconds(50)));
+        Assert.False(guard.TryAcquire(TimeSpan.FromMilliseconds(50)));
         guard.Release();
-        Assert.True(guard.Acquire(Patience));
+        Assert.True(guard.TryAcquire(Patience));
         guard.Release();
+    }
+
+    [Fact]
+    public async Task Code_written_against_IProcessLock_takes_a_shared_memory_lock_or_a_managers()
+    {
+        await using var manager = await Manager.StartAsync();
+        using var local = new ProcessLock();
+        foreach (var gate in new IProcessLock[] { local, manager.Lock() })
+        {
+            using (gate.Acquire()) Assert.False(gate.TryAcquire());
+            Assert.True(gate.TryAcquire(TimeSpan.FromSeconds(5)));
+            Assert.False(await gate.TryAcquireAsync(TimeSpan.FromMilliseconds(30)));
+            gate.Release();
+            using (await gate.AcquireAsync()) Assert.False(gate.TryAcquire(TimeSpan.Zero));
+            Assert.True(await gate.TryAcquireAsync(TimeSpan.FromSeconds(5)));
+            gate.Release();
+            Assert.Throws<SynchronizationLockException>(gate.Release);
+        }
     }
 
     [Fact]

@@ -149,7 +149,7 @@ public class QueueTests
             }
         });
         worker.Start();
-        await tasks.JoinAsync().WaitAsync(TestSupport.Patience);
+        await tasks.JoinAsync().AsTask().WaitAsync(TestSupport.Patience);
         Assert.Equal(5, processed.Read());
         tasks.Join();
         JoinAllAndCheck(worker);

@@ -288,7 +288,7 @@ public class SynchronizeTests
             await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await gate.AcquireAsync(cts.Token));
             Assert.False(await gate.TryAcquireAsync(TimeSpan.FromMilliseconds(30)));
         }
-        var waiting = ev.WaitAsync(TimeSpan.FromSeconds(50));
+        var waiting = ev.WaitAsync(TimeSpan.FromSeconds(50)).AsTask();
         Assert.False(waiting.IsCompleted);
         var setter = new WorkerProcess(() => ev.Set());
         setter.Start();

@@ -7,7 +7,7 @@ namespace Multiprocessing;
 /// <see cref="AbandonedLockException"/>, as with <see cref="ProcessLock"/>: the state it guards may be half updated.
 /// <code>using (managerLock.Acquire()) { ... }</code>
 /// </summary>
-public sealed class LockProxy : IAttachableProxy<LockProxy>
+public sealed class LockProxy : IProcessLock, IAttachableProxy<LockProxy>, IScopeReleaser
 {
     private readonly ManagerClient _client;
     private readonly long _id;
@@ -24,16 +24,20 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
 
     /// <summary>Blocks until the lock is held; dispose the result to release it.</summary>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
-    public Scope Acquire()
+    public ProcessLockScope Acquire()
     {
         while (!TryAcquireOnce(ServedObject.MaxWaitMilliseconds)) { }
-        return new Scope(this);
+        return new ProcessLockScope(this, 0);
     }
+
+    /// <summary>Takes the lock if it is free (one request, no waiting in the manager); true when taken (then call <see cref="Release"/>).</summary>
+    /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
+    public bool TryAcquire() => TryAcquireOnce(0);
 
     /// <summary>Tries to take the lock within <paramref name="timeout"/>; true when it is held (then call <see cref="Release"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
-    public bool Acquire(TimeSpan timeout)
+    public bool TryAcquire(TimeSpan timeout)
     {
         if (timeout == Timeout.InfiniteTimeSpan) { Acquire(); return true; }
         ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
@@ -47,14 +51,37 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
     }
 
     /// <summary>Waits for the lock on a thread-pool thread, which each request to the manager blocks for up to 250 ms (the calling thread is free); dispose the result to release it.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
-    public async ValueTask<Scope> AcquireAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<ProcessLockScope> AcquireAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             // Each request waits at most a few hundred milliseconds in the manager, so cancellation is seen promptly.
-            if (await Task.Run(() => TryAcquireOnce(250), cancellationToken).ConfigureAwait(false)) return new Scope(this);
+            if (await Task.Run(() => TryAcquireOnce(250), cancellationToken).ConfigureAwait(false)) return new ProcessLockScope(this, 0);
+        }
+    }
+
+    /// <summary>As <see cref="TryAcquire(TimeSpan)"/>, on a thread-pool thread (the calling thread is free); true when taken.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
+    /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
+    public async ValueTask<bool> TryAcquireAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            await AcquireAsync(cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var left = deadline - Environment.TickCount64;
+            if (await Task.Run(() => TryAcquireOnce((int)Math.Clamp(left, 0, 250)), cancellationToken).ConfigureAwait(false)) return true;
+            if (left <= 0) return false;
         }
     }
 
@@ -84,14 +111,5 @@ public sealed class LockProxy : IAttachableProxy<LockProxy>
         };
     }
 
-    /// <summary>Holds the lock until disposed.</summary>
-    public readonly struct Scope : IDisposable
-    {
-        private readonly LockProxy? _owner;
-
-        internal Scope(LockProxy owner) => _owner = owner;
-
-        /// <summary>Releases the lock.</summary>
-        public void Dispose() => _owner?.Release();
-    }
+    void IScopeReleaser.ReleaseScope(int thread) => Release();
 }

@@ -32,10 +32,10 @@ public sealed class JoinableProcessQueue<T> : ProcessQueue<T>
 
     /// <summary>Waits for every item to be marked done without blocking a thread-pool thread.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
-    public Task JoinAsync(CancellationToken cancellationToken = default)
+    public ValueTask JoinAsync(CancellationToken cancellationToken = default)
     {
-        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled(cancellationToken);
-        if (Ring.Unfinished == 0) return Task.CompletedTask;
-        return Futex.OnDedicatedThread(() => Ring.Join(Deadline.Infinite, cancellationToken));
+        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+        if (Ring.Unfinished == 0) return ValueTask.CompletedTask;
+        return new(Futex.OnDedicatedThread(() => Ring.Join(Deadline.Infinite, cancellationToken)));
     }
 }

@@ -55,14 +55,14 @@ public sealed unsafe class ProcessCondition : IDisposable
     public bool Wait(TimeSpan timeout) => WaitCore(Deadline.After(timeout), CancellationToken.None);
 
     /// <summary>As <see cref="Wait(TimeSpan)"/> without blocking a thread-pool thread; on cancellation the lock is held again before the task is cancelled.</summary>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = Deadline.After(timeout);
-        return SyncApi.Offload(() => WaitCore(deadline, cancellationToken), cancellationToken).AsTask();
+        return SyncApi.Offload(() => WaitCore(deadline, cancellationToken), cancellationToken);
     }
 
     /// <summary>As <see cref="Wait()"/> without blocking a thread-pool thread.</summary>
-    public Task WaitAsync(CancellationToken cancellationToken = default) => WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken);
+    public ValueTask WaitAsync(CancellationToken cancellationToken = default) => new(WaitAsync(Timeout.InfiniteTimeSpan, cancellationToken).AsTask());
 
     /// <summary>Waits until <paramref name="predicate"/> holds (checked with the lock held), at most <paramref name="timeout"/>; returns its last value.</summary>
     public bool WaitFor(Func<bool> predicate, TimeSpan? timeout = null)

@@ -39,18 +39,18 @@ public sealed unsafe class ProcessEvent : IDisposable
     public bool Wait(TimeSpan timeout) => WaitCore(Deadline.After(timeout), CancellationToken.None);
 
     /// <summary>Completes when the event is set, without blocking a thread-pool thread.</summary>
-    public Task WaitAsync(CancellationToken cancellationToken = default)
+    public ValueTask WaitAsync(CancellationToken cancellationToken = default)
     {
-        if (IsSet) return Task.CompletedTask;
-        return SyncApi.Offload(() => WaitCore(Deadline.Infinite, cancellationToken), cancellationToken).AsTask();
+        if (IsSet) return ValueTask.CompletedTask;
+        return new(SyncApi.Offload(() => WaitCore(Deadline.Infinite, cancellationToken), cancellationToken).AsTask());
     }
 
     /// <summary>Waits at most <paramref name="timeout"/> without blocking a thread-pool thread; true when set.</summary>
-    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    public ValueTask<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = Deadline.After(timeout);
-        if (IsSet) return Task.FromResult(true);
-        return SyncApi.Offload(() => WaitCore(deadline, cancellationToken), cancellationToken).AsTask();
+        if (IsSet) return new(true);
+        return SyncApi.Offload(() => WaitCore(deadline, cancellationToken), cancellationToken);
     }
 
     /// <summary>The shared-memory name of the event (for diagnostics).</summary>

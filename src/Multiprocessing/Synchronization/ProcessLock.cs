@@ -11,7 +11,7 @@ namespace Multiprocessing;
 /// using var gate = new ProcessLock();
 /// var p = new WorkerProcess(() => { using (gate.Acquire()) { /* exclusive */ } });
 /// </code></example>
-public sealed unsafe class ProcessLock : IDisposable, IScopeReleaser
+public sealed unsafe class ProcessLock : IProcessLock, IDisposable, IScopeReleaser
 {
     internal readonly SyncBlock Block;
 

@@ -6,7 +6,7 @@ namespace Multiprocessing;
 /// owner releases. <see cref="AcquireAsync"/> records the calling thread as the owner and its scope
 /// releases for that owner, so <c>using (await rlock.AcquireAsync())</c> works across awaits.
 /// </summary>
-public sealed unsafe class ProcessRLock : IDisposable, IScopeReleaser
+public sealed unsafe class ProcessRLock : IProcessLock, IDisposable, IScopeReleaser
 {
     internal readonly SyncBlock Block;
 
