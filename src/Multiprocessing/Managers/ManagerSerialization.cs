@@ -28,6 +28,11 @@ internal static class ManagerSerialization
     public static T FromBytes<T>(ReadOnlyMemory<byte> bytes)
     {
         try { return MessagePackSerializer.Deserialize<T>(bytes, UntrustedOptions); }
+        catch (MessagePackSerializationException e) when (Innermost(e) is SerializationException refused)
+        {
+            // The library's own refusal (a type not allowed, a type that cannot load) already says what to do.
+            throw new SerializationException(refused.Message, e);
+        }
         catch (MessagePackSerializationException e)
         {
             throw new SerializationException($"A value from the manager could not be read as {typeof(T).Name}: {Innermost(e).Message} " +
@@ -47,6 +52,10 @@ internal static class ManagerSerialization
     public static object? FromBytes(ReadOnlySequence<byte> bytes, Type type)
     {
         try { return MessagePackSerializer.Deserialize(type, bytes.IsSingleSegment ? bytes.First : bytes.ToArray(), UntrustedOptions); }
+        catch (MessagePackSerializationException e) when (Innermost(e) is SerializationException refused)
+        {
+            throw new SerializationException(refused.Message, e);
+        }
         catch (MessagePackSerializationException e)
         {
             throw new SerializationException($"A result from the manager could not be read as {type.Name}: {Innermost(e).Message}", e);

@@ -14,15 +14,15 @@ public sealed partial class ProcessPool
     public IEnumerable<TResult> Imap<T, TResult>(Func<T, TResult> func, IEnumerable<T> items, int chunkSize = 1) =>
         Stream<T, TResult>(func, items, chunkSize, ordered: true);
 
-    /// <summary>Like <see cref="Imap{T, TResult}"/> but yields results in the order they complete.</summary>
+    /// <summary>Like <see cref="Imap{T, TResult}(Func{T, TResult}, IEnumerable{T}, int)"/> but yields results in the order they complete.</summary>
     public IEnumerable<TResult> ImapUnordered<T, TResult>(Func<T, TResult> func, IEnumerable<T> items, int chunkSize = 1) =>
         Stream<T, TResult>(func, items, chunkSize, ordered: false);
 
-    /// <summary>The asynchronous <see cref="Imap{T, TResult}"/>.</summary>
+    /// <summary>The asynchronous <see cref="Imap{T, TResult}(Func{T, TResult}, IEnumerable{T}, int)"/>.</summary>
     public IAsyncEnumerable<TResult> ImapAsync<T, TResult>(Func<T, TResult> func, IEnumerable<T> items, int chunkSize = 1, CancellationToken cancellationToken = default) =>
         StreamAsync<T, TResult>(func, items, chunkSize, ordered: true, cancellationToken);
 
-    /// <summary>The asynchronous <see cref="ImapUnordered{T, TResult}"/>.</summary>
+    /// <summary>The asynchronous <see cref="ImapUnordered{T, TResult}(Func{T, TResult}, IEnumerable{T}, int)"/>.</summary>
     public IAsyncEnumerable<TResult> ImapUnorderedAsync<T, TResult>(Func<T, TResult> func, IEnumerable<T> items, int chunkSize = 1, CancellationToken cancellationToken = default) =>
         StreamAsync<T, TResult>(func, items, chunkSize, ordered: false, cancellationToken);
 

@@ -34,6 +34,18 @@ public sealed class WorkerProcess
         Name = $"WorkerProcess-{Interlocked.Increment(ref _counter)}";
     }
 
+    /// <summary>
+    /// Creates a process that will run the async <paramref name="target"/> once started and await it: the process
+    /// ends when the task does (an exception in it gives exit code 1, as a throwing <see cref="Action"/> does).
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
+    public WorkerProcess(Func<Task> target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        _target = target;
+        Name = $"WorkerProcess-{Interlocked.Increment(ref _counter)}";
+    }
+
     private WorkerProcess(string name, int pid)
     {
         Name = name;
@@ -77,7 +89,7 @@ public sealed class WorkerProcess
     /// Inside a worker: signalled when the parent cancels the call running on this thread (a pool
     /// task whose token was cancelled). <see cref="CancellationToken.None"/> elsewhere.
     /// </summary>
-    public static CancellationToken CancellationToken => CallRunner.CurrentToken;
+    public static CancellationToken CancellationToken => CallRunner.Token;
 
     /// <summary>The processes started by this process that have not exited yet.</summary>
     public static IReadOnlyList<WorkerProcess> ActiveChildren() => [.. Children.Keys.Where(p => p.IsAlive)];

@@ -36,6 +36,12 @@ internal static class ClosureFields
     {
         if (!visited.Add(method)) return true;
         if (depth > 16) return false;
+        // An async or iterator lambda's body runs in its state machine's MoveNext, which reads the captures
+        // (through the machine's copy of the closure); the lambda's own IL only starts the machine.
+        if (method.GetCustomAttribute<System.Runtime.CompilerServices.StateMachineAttribute>() is { StateMachineType: { } machine }
+            && (machine.GetMethod("MoveNext", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic) is not { } moveNext
+                || !Walk(moveNext, used, visited, depth + 1)))
+            return false;
         byte[]? il;
         try { il = method.GetMethodBody()?.GetILAsByteArray(); }
         catch (Exception) { return false; }
@@ -73,9 +79,9 @@ internal static class ClosureFields
                 {
                     // Lambdas and local functions that this one calls or creates use captures too.
                     var callee = method.Module.ResolveMethod(BitConverter.ToInt32(il, i), typeArgs, methodArgs);
-                    // An iterator or async local function runs in a state machine whose MoveNext reads the
-                    // captures later; rather than follow it, ship every field.
-                    if (callee?.DeclaringType?.Name is { } owner && (owner.Contains(">d__", StringComparison.Ordinal) || owner.EndsWith(">d", StringComparison.Ordinal))) return false;
+                    // Members of a state machine (its constructor, builder calls) hold no captures of their own: the
+                    // method that owns the machine walked its MoveNext above.
+                    if (callee?.DeclaringType?.Name is { } owner && (owner.Contains(">d__", StringComparison.Ordinal) || owner.EndsWith(">d", StringComparison.Ordinal))) goto next;
                     if (callee is not null && IsCompilerGenerated(callee) && !Walk(callee, used, visited, depth + 1)) return false;
                 }
             }
@@ -83,6 +89,7 @@ internal static class ClosureFields
             {
                 return false;
             }
+        next:
             i += size;
         }
         return true;

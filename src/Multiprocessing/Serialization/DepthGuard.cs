@@ -37,8 +37,20 @@ internal sealed class DepthGuardResolver : IFormatterResolver
     private static IMessagePackFormatter<T>? Wrap<T>()
     {
         var formatter = Inner.GetFormatter<T>();
-        return formatter is null || !CanNest(typeof(T)) ? formatter : new DepthGuardFormatter<T>(formatter);
+        // An abstract class has no formatter of its own: its values are all of wider types.
+        if (KeepsRuntimeType(typeof(T))) formatter = new RuntimeTypeFormatter<T>(formatter);
+        if (formatter is null) return null;
+        return !CanNest(typeof(T)) ? formatter : new DepthGuardFormatter<T>(formatter);
     }
+
+    /// <summary>
+    /// Whether a value declared as <paramref name="type"/> may be of a wider runtime type: <see cref="object"/>,
+    /// interfaces, abstract and unsealed classes (but not strings, arrays, delegates, exceptions, which have
+    /// their own forms).
+    /// </summary>
+    private static bool KeepsRuntimeType(Type type) =>
+        !type.IsValueType && !type.IsSealed && !type.IsArray && type != typeof(string)
+        && !typeof(Delegate).IsAssignableFrom(type) && !typeof(Exception).IsAssignableFrom(type) && !type.IsPointer;
 
     /// <summary>
     /// Whether writing a <paramref name="type"/> can write another value that is not a leaf: collections,

@@ -26,6 +26,12 @@ internal sealed class CallRunner(ISerializer serializer, WorkerStatus? status)
     /// <summary>The cancellation token of the call running on this thread.</summary>
     [ThreadStatic] internal static CancellationToken CurrentToken;
 
+    /// <summary>The same token for an async function's continuations, which run on other threads (set only around async calls: it costs an execution-context change).</summary>
+    internal static readonly AsyncLocal<CancellationToken> FlowingToken = new();
+
+    /// <summary>The running call's cancellation token, on its thread or in its async continuations.</summary>
+    internal static CancellationToken Token => CurrentToken.CanBeCanceled ? CurrentToken : FlowingToken.Value;
+
     /// <summary>Drops a finished job's function.</summary>
     public void Forget(int functionId) => _functions.Remove(functionId);
 

@@ -37,6 +37,7 @@ internal abstract class Invoker
     private static Invoker Create(Type delegateType)
     {
         if (!delegateType.IsGenericType && delegateType == typeof(Action)) return new ActionInvoker0();
+        if (Awaiting(delegateType) is { } awaiting) return awaiting;
         if (!delegateType.IsGenericType)
             throw new NotSupportedException($"Workers run Func<...> and Action<...> delegates, not {delegateType.FullName}.");
         var definition = delegateType.GetGenericTypeDefinition();
@@ -55,6 +56,94 @@ internal abstract class Invoker
             _ => throw new NotSupportedException($"Workers run Func<...> and Action<...> delegates of up to four parameters, not {delegateType.FullName}."),
         };
         return (Invoker)Activator.CreateInstance(invoker.MakeGenericType(args))!;
+    }
+
+    /// <summary>
+    /// For an async function (<c>Func&lt;..., Task&lt;TResult&gt;&gt;</c>, <c>Func&lt;..., Task&gt;</c>, or the
+    /// <c>ValueTask</c> forms): an invoker that awaits each call, so what travels back is the awaited value or
+    /// exception, never the task. Null for other delegates.
+    /// </summary>
+    private static Invoker? Awaiting(Type delegateType)
+    {
+        if (!delegateType.IsGenericType || !delegateType.Name.StartsWith("Func`", StringComparison.Ordinal)) return null;
+        var args = delegateType.GetGenericArguments();
+        var parameters = args[..^1];
+        var returns = args[^1];
+        Type? result = null;
+        Type kind;
+        if (returns == typeof(Task)) (kind, result) = (typeof(TaskAwaiting), typeof(bool));
+        else if (returns == typeof(ValueTask)) (kind, result) = (typeof(ValueTaskAwaiting), typeof(bool));
+        else if (returns.IsGenericType && returns.GetGenericTypeDefinition() == typeof(Task<>)) (kind, result) = (typeof(TaskAwaiting<>).MakeGenericType(returns.GetGenericArguments()), returns.GetGenericArguments()[0]);
+        else if (returns.IsGenericType && returns.GetGenericTypeDefinition() == typeof(ValueTask<>)) (kind, result) = (typeof(ValueTaskAwaiting<>).MakeGenericType(returns.GetGenericArguments()), returns.GetGenericArguments()[0]);
+        else return null;
+        var item = ItemType(parameters);
+        var invoker = typeof(AwaitingInvoker<,,>).MakeGenericType(item, returns, result);
+        return (Invoker)Activator.CreateInstance(invoker, Activator.CreateInstance(kind), Spread(delegateType, parameters, item, returns))!;
+    }
+
+    /// <summary>Turns a delegate of N parameters into one over the argument tuple (built once per delegate type).</summary>
+    private static Delegate Spread(Type delegateType, Type[] parameters, Type item, Type returns)
+    {
+        var target = System.Linq.Expressions.Expression.Parameter(typeof(Delegate), "target");
+        var tuple = System.Linq.Expressions.Expression.Parameter(item, "item");
+        var typed = System.Linq.Expressions.Expression.Convert(target, delegateType);
+        System.Linq.Expressions.Expression[] arguments = parameters.Length switch
+        {
+            0 => [],
+            1 => [tuple],
+            _ => [.. parameters.Select((_, i) => System.Linq.Expressions.Expression.Field(tuple, $"Item{i + 1}"))],
+        };
+        var call = System.Linq.Expressions.Expression.Invoke(typed, arguments);
+        var funcType = typeof(Func<,,>).MakeGenericType(typeof(Delegate), item, returns);
+        return System.Linq.Expressions.Expression.Lambda(funcType, call, target, tuple).Compile();
+    }
+
+    /// <summary>Waits for one kind of task and takes its result.</summary>
+    private interface IAwaiting<in TTask, out TResult>
+    {
+        TResult Await(TTask task);
+    }
+
+    private sealed class TaskAwaiting : IAwaiting<Task, bool>
+    {
+        public bool Await(Task task) { task.GetAwaiter().GetResult(); return true; }
+    }
+
+    private sealed class ValueTaskAwaiting : IAwaiting<ValueTask, bool>
+    {
+        public bool Await(ValueTask task) { task.GetAwaiter().GetResult(); return true; }
+    }
+
+    private sealed class TaskAwaiting<T> : IAwaiting<Task<T>, T>
+    {
+        public T Await(Task<T> task) => task.GetAwaiter().GetResult();
+    }
+
+    private sealed class ValueTaskAwaiting<T> : IAwaiting<ValueTask<T>, T>
+    {
+        public T Await(ValueTask<T> task) => task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Calls an async function per item and blocks the worker's call thread until its task ends: a worker runs
+    /// one call at a time, and no synchronization context waits on that thread, so nothing can deadlock.
+    /// </summary>
+    private sealed class AwaitingInvoker<TItem, TTask, TResult>(IAwaiting<TTask, TResult> awaiting, Func<Delegate, TItem, TTask> call) : Typed<TItem, TResult>
+    {
+        protected override TResult Call(Delegate target, TItem item)
+        {
+            CallRunner.FlowingToken.Value = CallRunner.CurrentToken;
+            try
+            {
+                var task = call(target, item);
+                if (task is null) throw new InvalidOperationException($"The async function {target.Method.Name} returned a null task; return a task (an async method always does).");
+                return awaiting.Await(task);
+            }
+            finally
+            {
+                CallRunner.FlowingToken.Value = default;
+            }
+        }
     }
 
     /// <summary>Runs each item; an action's results are an array of placeholders.</summary>

@@ -20,7 +20,8 @@ public static class Checks
 
             try
             {
-                await pool.ApplyAsync<int>(static () => throw new InvalidOperationException("thrown in the worker"));
+                // A lambda that only throws fits both Func<int> and Func<Task<int>> (as with Task.Run): say which.
+                await pool.ApplyAsync(new Func<int>(static () => throw new InvalidOperationException("thrown in the worker")));
                 Require(false, "ApplyAsync did not throw the worker's exception");
             }
             catch (InvalidOperationException e) when (e.Message == "thrown in the worker")
