@@ -406,6 +406,16 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task ReadSpin_is_an_option_and_a_manager_that_never_polls_still_answers()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => Manager.Serve(new IPEndPoint(IPAddress.Loopback, 0), [1, 2, 3], new ManagerOptions { ReadSpin = TimeSpan.FromSeconds(-1) }));
+        await using var manager = await Manager.StartAsync(new ManagerOptions { ReadSpin = TimeSpan.Zero });
+        var counter = manager.Value(0);
+        for (var i = 0; i < 100; i++) counter.Update(v => v + 1);
+        Assert.Equal(100, counter.Value);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();

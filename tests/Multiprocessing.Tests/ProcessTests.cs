@@ -63,6 +63,28 @@ public class ProcessTests
     }
 
     [Fact]
+    public void SpareWorkers_is_a_checked_process_wide_setting_and_zero_still_starts_processes()
+    {
+        var before = WorkerProcess.SpareWorkers;
+        try
+        {
+            Assert.Throws<ArgumentOutOfRangeException>(() => WorkerProcess.SpareWorkers = -1);
+            Assert.Throws<ArgumentOutOfRangeException>(() => WorkerProcess.SpareWorkers = 65);
+            WorkerProcess.SpareWorkers = 0;
+            Assert.Equal(0, WorkerProcess.SpareWorkers);
+            var p = new WorkerProcess(() => { });
+            p.Start();
+            TestSupport.JoinOrFail(p);
+            Assert.Equal(0, p.ExitCode);
+        }
+        finally
+        {
+            WorkerProcess.SpareWorkers = before;
+        }
+        Assert.Equal(before, WorkerProcess.SpareWorkers);
+    }
+
+    [Fact]
     public void Closure_capturing_int_string_and_record_runs_in_another_process()
     {
         var path = TestSupport.TempFile();

@@ -68,8 +68,8 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
         else Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var address = ManagerEndpoints.Format(options.Address ?? new UnixDomainSocketEndPoint(Path.Combine(folder, "m")));
         var readyFile = Path.Combine(folder, "ready");
-        var (maxFrame, maxConnections, maxPending, handshake) = (options.MaxFrameBytes, options.MaxConnections, options.MaxPendingHandshakes, options.HandshakeTimeout);
-        var process = new WorkerProcess(() => ManagerServer.RunInWorker(address, key, readyFile, maxFrame, maxConnections, maxPending, handshake)) { Name = "Manager" };
+        var (maxFrame, maxConnections, maxPending, handshake, spin) = (options.MaxFrameBytes, options.MaxConnections, options.MaxPendingHandshakes, options.HandshakeTimeout, options.ReadSpin);
+        var process = new WorkerProcess(() => ManagerServer.RunInWorker(address, key, readyFile, maxFrame, maxConnections, maxPending, handshake, spin)) { Name = "Manager" };
         try
         {
             await Task.Run(process.Start, cancellationToken).ConfigureAwait(false);
@@ -91,6 +91,7 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
             var endpoint = await File.ReadAllTextAsync(readyFile, cancellationToken).ConfigureAwait(false);
             var client = ManagerClient.For(endpoint, key);
             client.MaxFrameBytes = maxFrame;
+            client.ReadSpin = spin;
             await Task.Run(client.Connect, cancellationToken).ConfigureAwait(false);
             return new Manager(client, ManagerEndpoints.Parse(endpoint), process, folder: folder);
         }
@@ -119,6 +120,7 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
         var server = new ManagerServer(endpoint, key, options);
         var client = ManagerClient.For(ManagerEndpoints.Format(Reachable(server.LocalEndPoint)), key);
         client.MaxFrameBytes = options.MaxFrameBytes;
+        client.ReadSpin = options.ReadSpin;
         return new Manager(client, server.LocalEndPoint, server: server);
     }
 

@@ -38,6 +38,9 @@ internal sealed class ManagerClient
     /// <summary>The largest reply this client accepts.</summary>
     public int MaxFrameBytes { get; set; } = ManagerOptions.DefaultMaxFrameBytes;
 
+    /// <summary>How long a read polls before it sleeps (see <see cref="ManagerOptions.ReadSpin"/>).</summary>
+    public TimeSpan ReadSpin { get; set; } = WireConnection.DefaultSpin;
+
     public static ManagerClient For(string endpoint, byte[] authKey)
     {
         var key = (endpoint, Convert.ToHexString(authKey));
@@ -89,7 +92,7 @@ internal sealed class ManagerClient
             socket.ReceiveTimeout = 30_000;
             ManagerAuth.Client(connection, AuthKey, Session, Endpoint);
             socket.ReceiveTimeout = 0;
-            connection.SpinTicks = WireConnection.DefaultSpinTicks;
+            connection.SpinTicks = WireConnection.Ticks(ReadSpin);
             return connection;
         }
         catch (Exception e)

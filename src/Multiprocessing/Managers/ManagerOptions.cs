@@ -38,6 +38,15 @@ public sealed record ManagerOptions
     /// </summary>
     public int MaxPendingHandshakes { get; init; } = 64;
 
+    /// <summary>
+    /// How long a read on a manager connection polls for the peer's answer before it sleeps in the kernel, on the
+    /// server's and this program's connections. A request and its reply take microseconds of work while waking a
+    /// sleeping thread costs tens, so a brief poll makes most round trips fast; the poll backs off by itself when it
+    /// keeps missing (a slow peer, a busy machine). 50 µs by default (the environment variable
+    /// MULTIPROCESSING_MANAGER_SPIN_US, in microseconds, overrides the default); zero never polls.
+    /// </summary>
+    public TimeSpan ReadSpin { get; init; } = WireConnection.DefaultSpin;
+
     /// <summary>How long a new connection has to answer the auth challenge.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -54,6 +63,7 @@ public sealed record ManagerOptions
     internal void Validate()
     {
         if (MaxFrameBytes is < 1024) throw new ArgumentOutOfRangeException(nameof(MaxFrameBytes), MaxFrameBytes, "MaxFrameBytes must be at least 1024.");
+        if (ReadSpin < TimeSpan.Zero || ReadSpin > TimeSpan.FromSeconds(1)) throw new ArgumentOutOfRangeException(nameof(ReadSpin), ReadSpin, "ReadSpin must be between zero (never poll) and one second.");
         if (MaxConnections < 1) throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "MaxConnections must be at least 1.");
         if (MaxPendingHandshakes < 1) throw new ArgumentOutOfRangeException(nameof(MaxPendingHandshakes), MaxPendingHandshakes, "MaxPendingHandshakes must be at least 1.");
         if (HandshakeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "HandshakeTimeout must be positive.");

@@ -67,10 +67,10 @@ internal sealed class ManagerServer : IDisposable
     public Task Stopped => _stopped.Task;
 
     /// <summary>The body of a local manager's server process: serves until told to shut down, or the parent dies.</summary>
-    internal static void RunInWorker(string address, byte[] authKey, string readyFile, int maxFrameBytes, int maxConnections, int maxPendingHandshakes, TimeSpan handshakeTimeout)
+    internal static void RunInWorker(string address, byte[] authKey, string readyFile, int maxFrameBytes, int maxConnections, int maxPendingHandshakes, TimeSpan handshakeTimeout, TimeSpan readSpin)
     {
         using var server = new ManagerServer(ManagerEndpoints.Parse(address), authKey,
-            new ManagerOptions { MaxFrameBytes = maxFrameBytes, MaxConnections = maxConnections, MaxPendingHandshakes = maxPendingHandshakes, HandshakeTimeout = handshakeTimeout }, acceptShutdown: true);
+            new ManagerOptions { MaxFrameBytes = maxFrameBytes, MaxConnections = maxConnections, MaxPendingHandshakes = maxPendingHandshakes, HandshakeTimeout = handshakeTimeout, ReadSpin = readSpin }, acceptShutdown: true);
         // Written whole, then renamed: the parent never reads half an address.
         File.WriteAllText(readyFile + ".tmp", ManagerEndpoints.Format(server.LocalEndPoint));
         File.Move(readyFile + ".tmp", readyFile);
@@ -152,7 +152,7 @@ internal sealed class ManagerServer : IDisposable
                 return;
             }
             connection.Socket.ReceiveTimeout = 0;
-            connection.SpinTicks = WireConnection.DefaultSpinTicks;
+            connection.SpinTicks = WireConnection.Ticks(_options.ReadSpin);
             Join(session.Value);
             joined = true;
             while (connection.TryReceiveFrame(_options.MaxFrameBytes, out var frame))

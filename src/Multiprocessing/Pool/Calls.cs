@@ -27,44 +27,18 @@ internal static class Calls
     }
 
     /// <summary>
-    /// A call of <paramref name="function"/> over <paramref name="items"/> (argument tuples, see
-    /// <see cref="Invoker"/>). The definition travels when <paramref name="define"/> is set; a
-    /// non-zero <paramref name="functionId"/> lets later calls name it without sending it again.
+    /// A call of a function over argument tuples (see <see cref="Invoker"/>), both encoded beforehand. The definition
+    /// travels unless null (the worker has it under <paramref name="functionId"/>); a non-zero id lets later calls name it.
+    /// A lone call (a WorkerProcess target) <paramref name="decidesExitCode"/>, as Python's exitcode 1 on an exception.
     /// </summary>
-    public static void WriteCall<TItem>(FrameBuffer output, long callId, int functionId, bool define, bool decidesExitCode,
-        Delegate function, ISerializer serializer, TItem[] items)
-    {
-        output.BeginFrame();
-        try
-        {
-            var w = new MessagePackWriter(output);
-            w.Write((byte)MessageKind.Call);
-            w.Write(callId);
-            w.Write(functionId);
-            w.Write(decidesExitCode);
-            if (define) DelegateShipper.Write(ref w, function, serializer);
-            else w.WriteNil();
-            w.Flush();
-            serializer.Serialize(output, items);
-            output.EndFrame();
-        }
-        catch (Exception e)
-        {
-            output.AbandonFrame();
-            if (e is SerializationException) throw;
-            throw new SerializationException($"The arguments of type {typeof(TItem).Name} cannot be serialized to travel to a worker: {e.Message}", e);
-        }
-    }
-
-    /// <summary>A call whose function definition (or null when the worker has it) and items were encoded beforehand.</summary>
-    public static void WriteCall(FrameBuffer output, long callId, int functionId, byte[]? definition, ReadOnlyMemory<byte> items)
+    public static void WriteCall(FrameBuffer output, long callId, int functionId, byte[]? definition, ReadOnlyMemory<byte> items, bool decidesExitCode = false)
     {
         output.BeginFrame();
         var w = new MessagePackWriter(output);
         w.Write((byte)MessageKind.Call);
         w.Write(callId);
         w.Write(functionId);
-        w.Write(false);
+        w.Write(decidesExitCode);
         if (definition is null) w.WriteNil();
         else w.WriteRaw(definition);
         w.WriteRaw(items.Span);

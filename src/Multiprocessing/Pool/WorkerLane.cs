@@ -99,7 +99,7 @@ internal sealed class WorkerLane(string name, ILaneEvents events, Delegate? init
             events.Faulted(e);
             child.Kill();
         }
-        var exit = child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : KillAndWait(child);
+        var exit = child.WaitOrKill(TimeSpan.FromSeconds(10));
         events.Exited(exit);
         child.Dispose();
         ReleaseStatus();
@@ -110,12 +110,6 @@ internal sealed class WorkerLane(string name, ILaneEvents events, Delegate? init
         if (Interlocked.Exchange(ref _status, null) is not { } status) return;
         status.Unlink();
         status.Dispose();
-    }
-
-    private static ExitStatus KillAndWait(ChildProcess child)
-    {
-        child.Kill();
-        return child.Exited.Wait(TimeSpan.FromSeconds(10)) ? child.Exited.Result : new ExitStatus(null, 9);
     }
 
     public bool HasForgets => !_forgets.IsEmpty;

@@ -71,6 +71,17 @@ internal sealed class ChildProcess : IDisposable
 
     public void Kill() => Signal(Platform.SigKill);
 
+    /// <summary>
+    /// How the child ended: waits up to <paramref name="grace"/> for it (its channel closed, so it should be leaving);
+    /// a child that lingers (a foreground thread of its code?) is killed and waited for 10 s more.
+    /// </summary>
+    public ExitStatus WaitOrKill(TimeSpan grace)
+    {
+        if (Exited.Wait(grace)) return Exited.Result;
+        Kill();
+        return Exited.Wait(TimeSpan.FromSeconds(10)) ? Exited.Result : new ExitStatus(null, Platform.SigKill);
+    }
+
     public void Signal(int signal)
     {
         // The process object knows at once when the child was reaped (our exit task waits for its output too):

@@ -27,7 +27,22 @@ internal static class Spawner
     // Spare workers: started ahead, connected, waiting for their first frame. .NET cannot fork, so
     // this is its analogue of Python's forkserver: taking a spare costs a millisecond, not a runtime start.
     private static readonly ConcurrentQueue<ChildProcess> Spares = new();
-    private static readonly int SpareTarget = ReadSpareTarget();
+    private static int _spareTarget = ReadSpareTarget();
+
+    /// <summary>How many spares to keep (see <see cref="WorkerProcess.SpareWorkers"/>); lowering it ends the idle spares beyond it.</summary>
+    public static int SpareTarget
+    {
+        get => Volatile.Read(ref _spareTarget);
+        set
+        {
+            Volatile.Write(ref _spareTarget, value);
+            while (Spares.Count > value && Spares.TryDequeue(out var extra))
+            {
+                extra.Kill();
+                extra.Dispose();
+            }
+        }
+    }
     // Never read: initializing it registers the exit handler of ReapSparesAtExit once, in the type initializer. Kept a field
     // initializer on purpose: a static constructor would make the class lose beforefieldinit and change when that runs.
     private static readonly bool SparesReapedAtExit = ReapSparesAtExit();
@@ -59,7 +74,7 @@ internal static class Spawner
         return true;
     }
 
-    /// <summary>How many spares to keep: MULTIPROCESSING_SPARE_WORKERS, default 2, 0 turns them off.</summary>
+    /// <summary>The spares to keep at first: MULTIPROCESSING_SPARE_WORKERS when set, else 2 (0 turns them off).</summary>
     private static int ReadSpareTarget() =>
         int.TryParse(Environment.GetEnvironmentVariable("MULTIPROCESSING_SPARE_WORKERS"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
             ? Math.Min(n, 64)

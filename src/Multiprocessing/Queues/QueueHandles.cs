@@ -14,35 +14,27 @@ internal static class QueueHandles
     {
         if (!type.IsGenericType) return null;
         var definition = type.GetGenericTypeDefinition();
-        var formatter = definition == typeof(ProcessQueue<>) ? typeof(QueueFormatter<>)
-            : definition == typeof(JoinableProcessQueue<>) ? typeof(JoinableQueueFormatter<>)
-            : definition == typeof(Connection<>) ? typeof(ConnectionFormatter<>)
-            : null;
-        return formatter is null ? null : Activator.CreateInstance(formatter.MakeGenericType(type.GetGenericArguments()));
+        var item = type.GetGenericArguments()[0];
+        if (definition == typeof(ProcessQueue<>) || definition == typeof(JoinableProcessQueue<>))
+        {
+            // One formatter for both kinds of queue: each is its ring's name, and is rebuilt by its own FromRing.
+            var fromRing = type.GetMethod("FromRing", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Public)!;
+            var attach = Delegate.CreateDelegate(typeof(Func<,>).MakeGenericType(typeof(SharedRing), type), fromRing);
+            return Activator.CreateInstance(typeof(QueueFormatter<,>).MakeGenericType(item, type), attach);
+        }
+        return definition == typeof(Connection<>) ? Activator.CreateInstance(typeof(ConnectionFormatter<>).MakeGenericType(item)) : null;
     }
 
-    private sealed class QueueFormatter<T> : IMessagePackFormatter<ProcessQueue<T>?>
+    private sealed class QueueFormatter<T, TQueue>(Func<SharedRing, TQueue> fromRing) : IMessagePackFormatter<TQueue?> where TQueue : ProcessQueue<T>
     {
-        public void Serialize(ref MessagePackWriter writer, ProcessQueue<T>? value, MessagePackSerializerOptions options)
+        public void Serialize(ref MessagePackWriter writer, TQueue? value, MessagePackSerializerOptions options)
         {
             if (value is null) writer.WriteNil();
             else writer.Write(value.Name);
         }
 
-        public ProcessQueue<T>? Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options) =>
-            reader.TryReadNil() ? null : ProcessQueue<T>.FromRing(SharedRing.Attach(reader.ReadString()!));
-    }
-
-    private sealed class JoinableQueueFormatter<T> : IMessagePackFormatter<JoinableProcessQueue<T>?>
-    {
-        public void Serialize(ref MessagePackWriter writer, JoinableProcessQueue<T>? value, MessagePackSerializerOptions options)
-        {
-            if (value is null) writer.WriteNil();
-            else writer.Write(value.Name);
-        }
-
-        public JoinableProcessQueue<T>? Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options) =>
-            reader.TryReadNil() ? null : JoinableProcessQueue<T>.FromRing(SharedRing.Attach(reader.ReadString()!));
+        public TQueue? Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options) =>
+            reader.TryReadNil() ? null : fromRing(SharedRing.Attach(reader.ReadString()!));
     }
 
     private sealed class ConnectionFormatter<T> : IMessagePackFormatter<Connection<T>?>
