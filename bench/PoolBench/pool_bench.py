@@ -1,5 +1,6 @@
 """CPython's side of bench/PoolBench: the same workloads with multiprocessing, printed as JSON."""
 import json
+import math
 import multiprocessing as mp
 import statistics
 import sys
@@ -12,6 +13,33 @@ def inc(x):
 
 def one():
     return 1
+
+
+class Shape:
+    __slots__ = ()
+
+
+class Circle(Shape):
+    __slots__ = ("r",)
+
+    def __init__(self, r):
+        self.r = r
+
+
+class Rect(Shape):
+    __slots__ = ("w", "h")
+
+    def __init__(self, w, h):
+        self.w = w
+        self.h = h
+
+
+def area(s):
+    if isinstance(s, Circle):
+        return math.pi * s.r * s.r
+    if isinstance(s, Rect):
+        return s.w * s.h
+    return 0.0
 
 
 def is_prime(n):
@@ -71,6 +99,8 @@ def measure(method, reps):
         out["map_items_per_s"] = 1_000_000 / median_of(reps, lambda: timed(lambda: p.map(inc, items)))
         small = list(range(20_000))
         out["map_chunk1_items_per_s"] = 20_000 / median_of(reps, lambda: timed(lambda: p.map(inc, small, chunksize=1)))
+        shapes = [Circle(i % 7 + 1) if i % 2 == 0 else Rect(i % 5 + 1, i % 3 + 1) for i in range(100_000)]
+        out["map_shapes_per_s"] = 100_000 / median_of(reps, lambda: timed(lambda: p.map(area, shapes)))
         n = 2000
         out["apply_us"] = median_of(reps, lambda: timed(lambda: [p.apply(one) for _ in range(n)])) / n * 1e6
     return out

@@ -19,9 +19,9 @@ internal static class ManagerSerialization
     public static byte[] ToBytes<T>(T value)
     {
         try { return MessagePackSerializer.Serialize(value, UntrustedOptions); }
-        catch (MessagePackSerializationException e)
+        catch (Exception e)
         {
-            throw new SerializationException($"A {typeof(T).Name} cannot be serialized to travel to the manager: {Innermost(e).Message}", e);
+            throw TravelErrors.CannotSend("The value for the manager", value?.GetType() ?? typeof(T), e);
         }
     }
 
@@ -43,9 +43,9 @@ internal static class ManagerSerialization
     public static byte[] ToBytes(object? value, Type type, string what)
     {
         try { return MessagePackSerializer.Serialize(type, value, UntrustedOptions); }
-        catch (MessagePackSerializationException e)
+        catch (Exception e)
         {
-            throw new SerializationException($"The {what} ({type.Name}) cannot be serialized to travel to the manager: {Innermost(e).Message}", e);
+            throw TravelErrors.CannotSend($"The {what}", value?.GetType() ?? type, e);
         }
     }
 

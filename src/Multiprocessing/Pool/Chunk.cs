@@ -15,19 +15,40 @@ internal sealed class Chunk(PoolJob job, int index, int offset, int count, ReadO
     /// <summary>How many workers died after taking this chunk and before its code began (guarded by the pool's lock).</summary>
     public int DiedBeforeStart { get; set; }
 
-    public static ReadOnlyMemory<byte> Serialize<TItem>(ISerializer serializer, TItem[] items)
+    /// <summary>
+    /// Serializes argument tuples. On failure the error names the first item that cannot travel: "Item N of the
+    /// <paramref name="call"/>" (N counted from <paramref name="offset"/>), or "The argument(s)" when no call is named.
+    /// </summary>
+    public static ReadOnlyMemory<byte> Serialize<TItem>(ISerializer serializer, TItem[] items, string? call = null, int offset = 0)
     {
         var buffer = new ArrayBufferWriter<byte>(64 + items.Length * 4);
         try
         {
             serializer.Serialize(buffer, items);
         }
-        catch (Exception e) when (e is not SerializationException)
+        catch (Exception e)
         {
-            throw new SerializationException(
-                $"An argument of type {typeof(TItem).FullName} cannot be serialized to travel to a worker process: {e.Message} " +
-                "Pass plain data (numbers, strings, records, arrays, lists) or the library's shared objects.", e);
+            var tuple = typeof(TItem).IsGenericType && typeof(TItem).FullName!.StartsWith("System.ValueTuple`", StringComparison.Ordinal);
+            throw Failure(serializer, items, e, i => call is null ? (tuple ? "The arguments" : "The argument") : $"Item {offset + i} of the {call}");
         }
         return buffer.WrittenMemory;
+    }
+
+    /// <summary>The error for a batch that failed: which item, and why (each is tried alone; this runs only after a failure).</summary>
+    public static SerializationException Failure<T>(ISerializer serializer, T[] values, Exception error, Func<int, string> role)
+    {
+        TravelErrors.Forget(error); // a formatter that failed to build throws the same exception again: start its path afresh
+        for (var i = 0; i < values.Length; i++)
+        {
+            try
+            {
+                serializer.Serialize(new ArrayBufferWriter<byte>(), values[i]);
+            }
+            catch (Exception one)
+            {
+                return TravelErrors.CannotSend(role(i), values[i]?.GetType() ?? typeof(T), one);
+            }
+        }
+        return TravelErrors.CannotSend(role(0), typeof(T), error);
     }
 }

@@ -69,7 +69,15 @@ internal abstract class PoolJob
 
     protected TResult[] ReadResults<TResult>(Chunk chunk, ReadOnlyMemory<byte> results)
     {
-        var values = Serializer.Deserialize<TResult[]>(results);
+        TResult[] values;
+        try
+        {
+            values = Serializer.Deserialize<TResult[]>(results);
+        }
+        catch (Exception e)
+        {
+            throw TravelErrors.CannotRead("The result", typeof(TResult), e);
+        }
         if (values.Length != chunk.Count)
             throw new InvalidDataException($"A worker returned {values.Length} results for a chunk of {chunk.Count} items.");
         return values;

@@ -46,11 +46,7 @@ public sealed class Connection<T> : IDisposable
         var ring = SendSide();
         try
         {
-            ring.Put(message, countUnfinished: false, Deadline.Infinite, CancellationToken.None);
-        }
-        catch (MessagePack.MessagePackSerializationException e)
-        {
-            throw new SerializationException($"A message of type {message?.GetType().Name ?? typeof(T).Name} cannot be sent: {e.Message}", e);
+            ring.Put(message, countUnfinished: false, Deadline.Infinite, CancellationToken.None, "The message");
         }
         catch (InvalidOperationException) when (ring.IsClosed)
         {

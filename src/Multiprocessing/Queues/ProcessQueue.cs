@@ -119,13 +119,6 @@ public class ProcessQueue<T> : IDisposable
 
     private bool PutCore(T item, Deadline deadline, CancellationToken token)
     {
-        try
-        {
-            return Ring.Put(item, CountsUnfinished, deadline, token);
-        }
-        catch (MessagePack.MessagePackSerializationException e)
-        {
-            throw new SerializationException($"An item of type {item?.GetType().Name ?? typeof(T).Name} cannot be put into the queue: {e.Message}", e);
-        }
+        return Ring.Put(item, CountsUnfinished, deadline, token, "The queue item");
     }
 }

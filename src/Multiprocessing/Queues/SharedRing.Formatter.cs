@@ -27,10 +27,18 @@ internal sealed unsafe partial class SharedRing
             }
         }
 
-        public static void Serialize(IBufferWriter<byte> output, T value)
+        public static void Serialize(IBufferWriter<byte> output, T value, string role)
         {
             var writer = new MessagePackWriter(output);
-            Instance.Serialize(ref writer, value, MessagePackObjectSerializer.Options);
+            try
+            {
+                Instance.Serialize(ref writer, value, MessagePackObjectSerializer.Options);
+            }
+            catch (Exception e) when (e is not SerializationException || !e.Message.Contains("cannot travel", StringComparison.Ordinal))
+            {
+                // Everything a formatter throws is about the value (a stream's timeout, a delegate's initializer...).
+                throw TravelErrors.CannotSend(role, value?.GetType() ?? typeof(T), e);
+            }
             writer.Flush();
         }
 

@@ -109,8 +109,8 @@ internal sealed unsafe partial class SharedRing : IDisposable
 
     // ------------------------------------------------------------------ producing
 
-    /// <summary>Writes one item; false when the deadline passed first (a bounded queue stayed full).</summary>
-    public bool Put<T>(T item, bool countUnfinished, Deadline deadline, CancellationToken token)
+    /// <summary>Writes one item; false when the deadline passed first (a bounded queue stayed full). <paramref name="role"/> names the item in errors.</summary>
+    public bool Put<T>(T item, bool countUnfinished, Deadline deadline, CancellationToken token, string role = "The item")
     {
         ThrowIfDisposed();
         if (Volatile.Read(ref _registered) == 0) RegisterProducer();
@@ -128,7 +128,7 @@ internal sealed unsafe partial class SharedRing : IDisposable
                 var written = false;
                 try
                 {
-                    WriteRecord(item);
+                    WriteRecord(item, role);
                     written = true;
                 }
                 finally
@@ -146,11 +146,11 @@ internal sealed unsafe partial class SharedRing : IDisposable
         }
     }
 
-    private void WriteRecord<T>(T item)
+    private void WriteRecord<T>(T item, string role)
     {
         if (Volatile.Read(ref I32(OffSpillActive)) != 0)
         {
-            WriteToSpill(SerializeToScratch(item));
+            WriteToSpill(SerializeToScratch(item, role));
             return;
         }
         var tail = I64(OffTail);
@@ -171,7 +171,7 @@ internal sealed unsafe partial class SharedRing : IDisposable
             _writer.Begin(_data + pos + 4, (int)Math.Min(contiguous - 4, int.MaxValue));
             try
             {
-                Formatter<T>.Serialize(_writer, item);
+                Formatter<T>.Serialize(_writer, item, role);
             }
             catch
             {
@@ -187,7 +187,7 @@ internal sealed unsafe partial class SharedRing : IDisposable
             }
             payload = _writer.EndInScratch();
         }
-        else payload = SerializeToScratch(item);
+        else payload = SerializeToScratch(item, role);
 
         var need = Align(4 + payload.Length);
         if (need <= contiguous)
@@ -207,11 +207,11 @@ internal sealed unsafe partial class SharedRing : IDisposable
         else WriteToSpill(payload);
     }
 
-    private ReadOnlySpan<byte> SerializeToScratch<T>(T item)
+    private ReadOnlySpan<byte> SerializeToScratch<T>(T item, string role)
     {
         var scratch = _scratch ??= new ArrayBufferWriter<byte>(4096);
         scratch.ResetWrittenCount();
-        Formatter<T>.Serialize(scratch, item);
+        Formatter<T>.Serialize(scratch, item, role);
         return scratch.WrittenSpan;
     }
 

@@ -202,11 +202,9 @@ internal static class DelegateShipper
             s.Serialize(buffer, value, type);
             return buffer.WrittenSpan.ToArray();
         }
-        catch (Exception e) when (e is not SerializationException)
+        catch (Exception e)
         {
-            throw new SerializationException(
-                $"The captured value '{member}' of type {type.FullName} cannot be serialized to travel to a worker process: {Innermost(e).Message} " +
-                "Capture plain data (numbers, strings, records, arrays, lists) or the library's shared objects instead, or pass the value as an argument.", e);
+            throw TravelErrors.CannotSend($"The captured variable '{member}'", type, e);
         }
     }
 
@@ -221,25 +219,10 @@ internal static class DelegateShipper
     /// <summary>Types that hold an operating-system resource or a live computation: their state cannot exist in another process.</summary>
     private static void Refuse(Type type, string member, Type? owner)
     {
-        string? why = type switch
-        {
-            _ when type.IsPointer || type == typeof(IntPtr) || type == typeof(UIntPtr) => "a raw pointer means nothing in another process",
-            _ when typeof(Stream).IsAssignableFrom(type) => "a stream is an open handle in this process",
-            _ when typeof(Socket).IsAssignableFrom(type) => "a socket is an open connection of this process",
-            _ when typeof(System.Runtime.InteropServices.SafeHandle).IsAssignableFrom(type) => "a handle belongs to this process",
-            _ when typeof(WaitHandle).IsAssignableFrom(type) => "a wait handle belongs to this process (use ProcessEvent, ProcessLock or ProcessSemaphore)",
-            _ when typeof(Thread).IsAssignableFrom(type) => "a thread belongs to this process",
-            _ when typeof(Task).IsAssignableFrom(type) => "a task is a computation running in this process",
-            _ when type == typeof(CancellationTokenSource) || type == typeof(CancellationToken) => "a cancellation token is tied to this process (the pool cancels workers for you)",
-            _ when typeof(System.Diagnostics.Process).IsAssignableFrom(type) => "a process object is a handle of this process",
-            _ when typeof(TextReader).IsAssignableFrom(type) || typeof(TextWriter).IsAssignableFrom(type) => "a reader or writer wraps an open handle of this process",
-            _ when typeof(System.Reflection.Emit.DynamicMethod).IsAssignableFrom(type) => "a dynamic method lives only in this process",
-            _ => null,
-        };
-        if (why is null) return;
-        var where = owner is null ? member : $"{member}' (captured by {Friendly(owner)}";
+        if (TravelErrors.ResourceReason(type) is not { } why) return;
+        var by = owner is null ? "" : $", captured by {Friendly(owner)}";
         throw new SerializationException(
-            $"Cannot ship '{where}{(owner is null ? "" : ")")}' of type {type.FullName} to a worker process: {why}. " +
+            $"The captured variable '{member}' ({type.FullName}{by}) cannot travel to another process: {why}. " +
             "Open or create it inside the worker instead, or share it through a ProcessQueue, SharedMemory or a manager.");
     }
 

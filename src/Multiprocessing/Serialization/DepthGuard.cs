@@ -96,6 +96,10 @@ internal sealed class DepthGuardFormatter<T>(IMessagePackFormatter<T> inner) : I
         {
             inner.Serialize(ref writer, value, options);
         }
+        catch (Exception e) when (TravelErrors.Passing(e, typeof(T)))
+        {
+            throw; // never taken: the filter only notes the member path an error passes through
+        }
         finally
         {
             WriteDepth.Current--;

@@ -61,6 +61,18 @@ internal static class RuntimeTypes
     public static void Write(ref MessagePackWriter writer, object value, MessagePackSerializerOptions options)
     {
         var type = value.GetType();
+        try
+        {
+            WriteAs(ref writer, value, type, options);
+        }
+        catch (Exception e) when (TravelErrors.Passing(e, type))
+        {
+            throw; // never taken: the filter notes the runtime type on the error's member path
+        }
+    }
+
+    private static void WriteAs(ref MessagePackWriter writer, object value, Type type, MessagePackSerializerOptions options)
+    {
         // The body is written first on its own: an extension's length comes before it. (Nested wide values
         // write their own bodies meanwhile, so each gets a buffer.)
         var body = new ArrayBufferWriter<byte>(256);

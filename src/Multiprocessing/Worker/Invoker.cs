@@ -151,11 +151,26 @@ internal abstract class Invoker
     {
         public sealed override void Run(Delegate target, ReadOnlyMemory<byte> items, IBufferWriter<byte> output, ISerializer serializer, WorkerStatus? status = null)
         {
-            var input = serializer.Deserialize<TItem[]>(items);
+            TItem[] input;
+            try
+            {
+                input = serializer.Deserialize<TItem[]>(items);
+            }
+            catch (Exception e)
+            {
+                throw TravelErrors.CannotRead("The arguments", typeof(TItem), e);
+            }
             status?.UserCodeStarts();
             var results = new TResult[input.Length];
             for (var i = 0; i < input.Length; i++) results[i] = Call(target, input[i]);
-            serializer.Serialize(output, results);
+            try
+            {
+                serializer.Serialize(output, results);
+            }
+            catch (Exception e)
+            {
+                throw Chunk.Failure(serializer, results, e, i => results.Length == 1 ? "The result" : $"The result of item {i} of its chunk");
+            }
         }
 
         protected abstract TResult Call(Delegate target, TItem item);
