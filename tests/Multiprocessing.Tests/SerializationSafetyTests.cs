@@ -16,10 +16,12 @@ public sealed class Link
 /// <summary>
 /// No value can crash the process that sends it: a cycle or a 100,000-deep list once ended the caller with
 /// "Stack overflow." (exit 134) inside the serializer. Now it is a SerializationException and everything goes on.
+/// Shared references (without a cycle) arrive shared.
 /// </summary>
 public class SerializationSafetyTests
 {
     private const string TooDeep = "nests deeper than 500 levels";
+    private const string Cycle = "The value refers back to itself: a TreeNode holds, through its members, a reference to itself (a cycle";
 
     private static TreeNode Cyclic()
     {
@@ -35,23 +37,29 @@ public class SerializationSafetyTests
         return head!;
     }
 
-    private static void AssertTooDeep(Exception e)
+    private static void AssertTooDeep(Exception e) => AssertRefused(e, TooDeep);
+
+    /// <summary>A cycle is recognized as one when it is met again (not after 500 levels), and said so.</summary>
+    private static void AssertCycle(Exception e) => AssertRefused(e, Cycle);
+
+    private static void AssertRefused(Exception e, string why)
     {
+        Assert.IsType<SerializationException>(e);
         var all = new List<Exception>();
         for (Exception? x = e; x is not null; x = x.InnerException) all.Add(x);
-        Assert.Contains(all, x => x is SerializationException && x.Message.Contains(TooDeep, StringComparison.Ordinal));
+        Assert.Contains(all, x => x is SerializationException && x.Message.Contains(why, StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task A_cycle_or_a_very_deep_value_as_an_argument_or_a_result_fails_that_call_and_the_pool_goes_on()
     {
         using var pool = new ProcessPool(2);
-        AssertTooDeep(Assert.ThrowsAny<Exception>(() => pool.Map((TreeNode n) => n.Name, [Cyclic()])));
+        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Map((TreeNode n) => n.Name, [Cyclic()])));
         AssertTooDeep(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync((Link l) => l.Value, Deep(100_000)).WaitAsync(TestSupport.Patience)));
         var tree = Cyclic();
-        AssertTooDeep(Assert.ThrowsAny<Exception>(() => pool.Apply(() => tree.Children.Count)));
+        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Apply(() => tree.Children.Count)));
         // A result that cannot travel fails in the worker, which lives on.
-        AssertTooDeep(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync(static () => Cyclic()).WaitAsync(TestSupport.Patience)));
+        AssertCycle(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync(static () => Cyclic()).WaitAsync(TestSupport.Patience)));
         Assert.Equal([2, 3], pool.Map(static (int x) => x + 1, [1, 2]));
     }
 
@@ -59,7 +67,7 @@ public class SerializationSafetyTests
     public void A_cycle_or_a_very_deep_value_on_a_queue_or_a_pipe_is_refused_and_the_queue_or_pipe_goes_on()
     {
         using var queue = new ProcessQueue<TreeNode>();
-        AssertTooDeep(Assert.ThrowsAny<Exception>(() => queue.Put(Cyclic())));
+        AssertCycle(Assert.ThrowsAny<Exception>(() => queue.Put(Cyclic())));
         queue.Put(new TreeNode { Name = "fine" });
         Assert.Equal("fine", queue.Get().Name);
 
@@ -78,8 +86,45 @@ public class SerializationSafetyTests
     {
         await using var manager = await Manager.StartAsync();
         var trees = manager.Dictionary<string, TreeNode>();
-        AssertTooDeep(Assert.ThrowsAny<Exception>(() => trees["loop"] = Cyclic()));
+        AssertCycle(Assert.ThrowsAny<Exception>(() => trees["loop"] = Cyclic()));
         trees["fine"] = new TreeNode { Name = "fine" };
         Assert.Equal("fine", trees["fine"].Name);
+    }
+
+    public sealed class Pair
+    {
+        public Link? First { get; set; }
+        public Link? Second { get; set; }
+        public List<Link> All { get; set; } = [];
+    }
+
+    [Fact]
+    public async Task Shared_references_arrive_shared_in_every_place_data_travels()
+    {
+        static Pair Make()
+        {
+            var shared = new Link { Value = 7 };
+            return new Pair { First = shared, Second = shared, All = [shared, new Link { Value = 8 }, shared] };
+        }
+        static bool Shared(Pair p) => ReferenceEquals(p.First, p.Second) && ReferenceEquals(p.All[0], p.First) && ReferenceEquals(p.All[2], p.First) && !ReferenceEquals(p.All[1], p.First);
+
+        await using var pool = new ProcessPool(1);
+        Assert.True(await pool.ApplyAsync(Shared, Make()).WaitAsync(TestSupport.Patience)); // argument
+        Assert.True(Shared(await pool.ApplyAsync(Make).WaitAsync(TestSupport.Patience))); // result
+        var captured = Make();
+        Assert.True(await pool.ApplyAsync(() => Shared(captured)).WaitAsync(TestSupport.Patience)); // captured
+
+        using var queue = new ProcessQueue<Pair>();
+        queue.Put(Make());
+        Assert.True(Shared(queue.Get()));
+
+        await using var manager = await Manager.StartAsync();
+        var pairs = manager.Dictionary<string, Pair>();
+        pairs["p"] = Make();
+        Assert.True(Shared(pairs["p"]));
+
+        // The same object in two items of one chunk is one object in the worker too.
+        var one = new Link { Value = 1 };
+        Assert.Equal([true, true], pool.Map((Link[] l) => ReferenceEquals(l[0], l[1]), [new[] { one, one }, new[] { one, one }], chunkSize: 2));
     }
 }

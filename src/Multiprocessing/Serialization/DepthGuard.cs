@@ -40,8 +40,17 @@ internal sealed class DepthGuardResolver : IFormatterResolver
         // An abstract class has no formatter of its own: its values are all of wider types.
         if (KeepsRuntimeType(typeof(T))) formatter = new RuntimeTypeFormatter<T>(formatter);
         if (formatter is null) return null;
+        if (KeepsIdentity(typeof(T)))
+            formatter = (IMessagePackFormatter<T>)Activator.CreateInstance(typeof(ReferenceFormatter<>).MakeGenericType(typeof(T)), formatter)!;
         return !CanNest(typeof(T)) ? formatter : new DepthGuardFormatter<T>(formatter);
     }
+
+    /// <summary>
+    /// Whether values declared as <paramref name="type"/> are objects whose sharing is kept (see <see cref="ReferenceFormatter{T}"/>):
+    /// reference types, but not strings (immutable: sharing one changes nothing), nor the library's handles (they attach by name).
+    /// </summary>
+    public static bool KeepsIdentity(Type type) =>
+        !type.IsValueType && type != typeof(string) && !type.IsPointer && !typeof(Delegate).IsAssignableFrom(type) && !HandleResolver.IsHandleType(type);
 
     /// <summary>
     /// Whether a value declared as <paramref name="type"/> may be of a wider runtime type: <see cref="object"/>,

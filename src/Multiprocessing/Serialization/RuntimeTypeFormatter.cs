@@ -80,7 +80,15 @@ internal static class RuntimeTypes
         if (Codes.TryGetValue(type, out var code)) inner.Write(code);
         else inner.Write(DelegateShipper.TypeName(type));
         inner.Flush();
-        MessagePackSerializer.Serialize(type, body, value, options);
+        References.PassThroughNext(DepthGuardResolver.KeepsIdentity(type));
+        try
+        {
+            MessagePackSerializer.Serialize(type, body, value, options);
+        }
+        finally
+        {
+            References.PassThroughNext(false);
+        }
         writer.WriteExtensionFormatHeader(new ExtensionHeader(ExtensionCode, (uint)body.WrittenCount));
         writer.WriteRaw(body.WrittenSpan);
     }
@@ -102,7 +110,15 @@ internal static class RuntimeTypes
         }
         if (!declared.IsAssignableFrom(type))
             throw new SerializationException($"A value of type {type.FullName} arrived where a {declared.FullName} was expected; it is not one. Both ends must agree on the type.");
-        return MessagePackSerializer.Deserialize(type, ref reader, options);
+        References.PassThroughNext(DepthGuardResolver.KeepsIdentity(type));
+        try
+        {
+            return MessagePackSerializer.Deserialize(type, ref reader, options);
+        }
+        finally
+        {
+            References.PassThroughNext(false);
+        }
     }
 
     private static Type Load(string name, Type declared, bool untrusted)
