@@ -102,4 +102,15 @@ public class AsyncFunctionTests
         Assert.Equal(1, failing.ExitCode);
         Assert.Equal("async failure", failing.Exception?.Message);
     }
+
+    private static ValueTask<int> Quick(int x) => new(x + 1);
+
+    [Fact]
+    public async Task A_ValueTask_function_is_refused_at_the_call_with_the_wrapping_that_works()
+    {
+        await using var pool = new ProcessPool(1);
+        var e = Assert.Throws<ArgumentException>(() => pool.Map(Quick, [1, 2]));
+        Assert.StartsWith("The function Quick returns a ValueTask<Int32>; the pool awaits functions that return a Task.", e.Message);
+        Assert.Equal([2, 3], pool.Map(async (int x) => await Quick(x), [1, 2]));
+    }
 }

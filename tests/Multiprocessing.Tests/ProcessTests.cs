@@ -84,6 +84,38 @@ public class ProcessTests
         Assert.Equal(before, WorkerProcess.SpareWorkers);
     }
 
+    private static void WriteNumberAndText(string path, int number, Point point) => File.WriteAllText(path, $"{number}:{point.Label}:{Environment.ProcessId}");
+
+    private static async Task WriteLater(string path, long number)
+    {
+        await Task.Delay(100);
+        await File.WriteAllTextAsync(path, number.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void A_method_and_its_arguments_run_in_a_worker_as_Pythons_target_and_args()
+    {
+        var path = TestSupport.TempFile();
+        var p = new WorkerProcess(WriteNumberAndText, path, 41, new Point(1, "label"));
+        p.Start();
+        TestSupport.JoinOrFail(p);
+        Assert.Equal(0, p.ExitCode);
+        var parts = File.ReadAllText(path).Split(':');
+        Assert.Equal(["41", "label"], parts[..2]);
+        Assert.NotEqual(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), parts[2]);
+
+        var later = new WorkerProcess(WriteLater, path, 7L); // an async target is awaited
+        later.Start();
+        TestSupport.JoinOrFail(later);
+        Assert.Equal("7", File.ReadAllText(path));
+        File.Delete(path);
+
+        var count = Assert.Throws<ArgumentException>(() => new WorkerProcess(WriteNumberAndText, path, 41));
+        Assert.StartsWith("WriteNumberAndText(String path, Int32 number, Point point) takes 3 argument(s); 2 were given.", count.Message);
+        var type = Assert.Throws<ArgumentException>(() => new WorkerProcess(WriteNumberAndText, path, "41", new Point(1, "x")));
+        Assert.StartsWith("Argument 2 of WriteNumberAndText(String path, Int32 number, Point point) is a String, which does not fit parameter 'number' (Int32).", type.Message);
+    }
+
     [Fact]
     public void Closure_capturing_int_string_and_record_runs_in_another_process()
     {

@@ -123,6 +123,11 @@ public class SerializationSafetyTests
         pairs["p"] = Make();
         Assert.True(Shared(pairs["p"]));
 
+        // A value of many objects (past the size where the numbering's table is shrunk afterwards), twice in a row.
+        var many = Enumerable.Range(0, 10_000).Select(i => new Link { Value = i }).ToArray();
+        Assert.Equal(10_000, pool.Map((Link l) => l.Value, many, chunkSize: 10_000).Distinct().Count());
+        Assert.Equal(10_000, pool.Map((Link l) => l.Value, many, chunkSize: 10_000).Distinct().Count());
+
         // The same object in two items of one chunk is one object in the worker too.
         var one = new Link { Value = 1 };
         Assert.Equal([true, true], pool.Map((Link[] l) => ReferenceEquals(l[0], l[1]), [new[] { one, one }, new[] { one, one }], chunkSize: 2));

@@ -7,6 +7,13 @@ public sealed partial class ProcessPool
 {
     private ShippedFunction Ship(Delegate func, bool cacheable)
     {
+        // The worker awaits Task and ValueTask alike, but only Task has overloads here (Task and ValueTask overloads
+        // side by side would make every async lambda ambiguous): a ValueTask function would come back untyped.
+        var returns = func.Method.ReturnType;
+        if (returns == typeof(ValueTask) || (returns.IsGenericType && returns.GetGenericTypeDefinition() == typeof(ValueTask<>)))
+            throw new ArgumentException(
+                $"The function {func.Method.Name} returns a {TravelErrors.Friendly(returns)}; the pool awaits functions that return a Task. " +
+                "Wrap it: pool.Map(async x => await f(x), items), or f(x).AsTask().", nameof(func));
         if (DelegateShipper.IsStateless(func))
             return _statelessFunctions.GetOrAdd((func.Method, func.GetType()), _ => new ShippedFunction(Interlocked.Increment(ref _nextFunctionId), ShippedFunction.Encode(func, _serializer), shared: true));
         return new ShippedFunction(cacheable ? Interlocked.Increment(ref _nextFunctionId) : 0, ShippedFunction.Encode(func, _serializer));

@@ -46,6 +46,52 @@ public sealed class WorkerProcess
         Name = $"WorkerProcess-{Interlocked.Increment(ref _counter)}";
     }
 
+    /// <summary>
+    /// Creates a process that will call <paramref name="target"/> with <paramref name="args"/> once started, as Python's
+    /// <c>Process(target=work, args=(a, b))</c>: <c>new WorkerProcess(Work, a, b)</c>. The arguments travel with their
+    /// runtime types; a target that returns a <see cref="Task"/> is awaited; what it returns is dropped, as in Python.
+    /// </summary>
+    /// <param name="target">A method or lambda of any number of parameters (a method group with one overload, or a typed lambda).</param>
+    /// <param name="args">One value per parameter of <paramref name="target"/>, in order.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
+    /// <exception cref="ArgumentException">The arguments do not fit the target's parameters (their number, or one's type).</exception>
+    public WorkerProcess(Delegate target, params object?[] args)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        args ??= [null];
+        var parameters = target.Method.GetParameters();
+        var signature = $"{target.Method.Name}({string.Join(", ", parameters.Select(p => $"{TravelErrors.Friendly(p.ParameterType)} {p.Name}"))})";
+        if (parameters.Length != args.Length)
+            throw new ArgumentException($"{signature} takes {parameters.Length} argument(s); {args.Length} were given.", nameof(args));
+        for (var i = 0; i < args.Length; i++)
+        {
+            var type = parameters[i].ParameterType;
+            var fits = args[i] is { } value ? type.IsInstanceOfType(value) : !type.IsValueType || Nullable.GetUnderlyingType(type) is not null;
+            if (!fits)
+                throw new ArgumentException($"Argument {i + 1} of {signature} is {(args[i] is null ? "null" : $"a {TravelErrors.Friendly(args[i]!.GetType())}")}, " +
+                    $"which does not fit parameter '{parameters[i].Name}' ({TravelErrors.Friendly(type)}).", nameof(args));
+        }
+        _target = Bind(target, [.. args]);
+        Name = $"WorkerProcess-{Interlocked.Increment(ref _counter)}";
+    }
+
+    /// <summary>The target and its arguments as one async function the worker runs and awaits.</summary>
+    private static Func<Task> Bind(Delegate target, object?[] args) => async () =>
+    {
+        object? result;
+        try
+        {
+            result = target.DynamicInvoke(args);
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is { } thrown)
+        {
+            // The target's own exception, as if it had been called directly.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(thrown);
+            throw;
+        }
+        if (result is Task task) await task.ConfigureAwait(false);
+    };
+
     private WorkerProcess(string name, int pid)
     {
         Name = name;

@@ -120,10 +120,11 @@ internal static class References
 
         public void Reset()
         {
-            // A large value's tables are dropped rather than kept for the thread's life.
-            if (Seen.Count > 4096) Seen.TrimExcess(16);
+            var large = Seen.Count > 4096;
             Seen.Clear();
             Open.Clear();
+            // A large value's table is shrunk rather than kept at its size for the thread's life.
+            if (large) Seen.TrimExcess(16);
         }
     }
 
