@@ -39,6 +39,13 @@ catch (DivideByZeroException e)
     Console.WriteLine($"  its remote stack trace starts at: {e.StackTrace?.Split('\n')[0].Trim()}");
 }
 
+// 3b. ProcessPoolExecutor: submit + as_completed is ApplyAsync + Task.WhenEach.
+Section("ProcessPoolExecutor idioms: submit, then as_completed");
+var submitted = Enumerable.Range(0, 8).Select(n => pool.ApplyAsync(Numbers.Power, 2, n)).ToList();
+var completed = new List<long>();
+await foreach (var done in Task.WhenEach(submitted)) completed.Add(await done);
+Check(completed.Order().SequenceEqual(Enumerable.Range(0, 8).Select(n => 1L << n)), $"8 futures, in completion order: {string.Join(", ", completed)}");
+
 // 4. Sum 1,000,000 numbers in batches with imap_unordered.
 Section("ImapUnordered: batched sums over 1,000,000 numbers");
 var batches = Enumerable.Range(0, 10).Select(i => (Start: i * 100_000L, Count: 100_000)).ToArray();
