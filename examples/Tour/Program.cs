@@ -41,7 +41,8 @@ catch (DivideByZeroException e)
 
 // 3b. ProcessPoolExecutor: submit + as_completed is ApplyAsync + Task.WhenEach.
 Section("ProcessPoolExecutor idioms: submit, then as_completed");
-var submitted = Enumerable.Range(0, 8).Select(n => pool.ApplyAsync(Numbers.Power, 2, n)).ToList();
+IProcessPool executor = pool; // code written against IProcessPool runs on any pool
+var submitted = Enumerable.Range(0, 8).Select(n => executor.ApplyAsync(Numbers.Power, 2, n)).ToList();
 var completed = new List<long>();
 await foreach (var done in Task.WhenEach(submitted)) completed.Add(await done);
 Check(completed.Order().SequenceEqual(Enumerable.Range(0, 8).Select(n => 1L << n)), $"8 futures, in completion order: {string.Join(", ", completed)}");

@@ -14,7 +14,7 @@ namespace Multiprocessing;
 /// replaced, and the pool goes on. Disposing it terminates the workers, as Python's <c>with Pool()</c>;
 /// work still pending then fails with <see cref="ObjectDisposedException"/>.
 /// </summary>
-public sealed partial class ProcessPool : IDisposable, IAsyncDisposable
+public sealed partial class ProcessPool : IProcessPool
 {
     private static int _poolCounter;
 

@@ -27,6 +27,27 @@ public class SchedulerTests
         Assert.Equal(3, lanes.Made.Count);
     }
 
+    /// <summary>Code written against the interface: it neither knows nor cares what runs the calls.</summary>
+    private static async Task<int> SumOfSquares(IProcessPool pool, int n)
+    {
+        var squares = await pool.MapAsync(Square, Enumerable.Range(0, n));
+        var total = 0;
+        await foreach (var s in pool.ImapUnorderedAsync(Square, Enumerable.Range(0, n), chunkSize: 3)) total += s;
+        Assert.Equal(squares.Sum(), total);
+        return total + await pool.ApplyAsync(Square, 0);
+    }
+
+    [Fact]
+    public async Task Code_written_against_IProcessPool_runs_on_lanes_in_memory_and_on_worker_processes()
+    {
+        var expected = Enumerable.Range(0, 40).Sum(x => x * x);
+        await using IProcessPool inMemory = new InMemoryLanes().Pool(new ProcessPoolOptions { Processes = 2 });
+        Assert.Equal(expected, await SumOfSquares(inMemory, 40).WaitAsync(Bound));
+        await using IProcessPool processes = new ProcessPool(2);
+        Assert.Equal(expected, await SumOfSquares(processes, 40).WaitAsync(Bound));
+        Assert.Equal(2, processes.Processes);
+    }
+
     [Fact]
     public void A_new_job_starts_with_a_window_of_two_and_learns_from_its_own_chunks()
     {
