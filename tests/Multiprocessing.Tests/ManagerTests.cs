@@ -416,6 +416,63 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task A_managers_event_and_bounded_semaphore_work_across_processes()
+    {
+        await using var manager = await Manager.StartAsync();
+        var go = manager.Event();
+        var slots = manager.BoundedSemaphore(2);
+        var inside = manager.Value(0);
+        var most = manager.Value(0);
+        var workers = Enumerable.Range(0, 4).Select(_ => new WorkerProcess(() =>
+        {
+            go.Wait();
+            using (slots.Acquire())
+            {
+                var now = inside.Update(v => v + 1);
+                most.Update(m => Math.Max(m, now));
+                Thread.Sleep(150);
+                inside.Update(v => v - 1);
+            }
+        })).ToList();
+        foreach (var w in workers) w.Start();
+        Assert.False(go.Wait(TimeSpan.FromMilliseconds(100)));
+        go.Set();
+        foreach (var w in workers) TestSupport.JoinOrFail(w);
+        Assert.All(workers, w => Assert.Equal(0, w.ExitCode));
+        Assert.InRange(most.Value, 1, 2); // never more than the semaphore's two at once
+        Assert.Equal(2, slots.CurrentCount);
+        var full = Assert.Throws<SemaphoreFullException>(() => slots.Release());
+        Assert.Contains("past its maximum of 2", full.Message);
+    }
+
+    [Fact]
+    public async Task Code_written_against_IProcessEvent_and_IProcessSemaphore_takes_either_kind()
+    {
+        await using var manager = await Manager.StartAsync();
+        using var localEvent = new ProcessEvent();
+        foreach (var e in new IProcessEvent[] { localEvent, manager.Event() })
+        {
+            Assert.False(await e.WaitAsync(TimeSpan.FromMilliseconds(30)));
+            e.Set();
+            Assert.True(e.IsSet);
+            await e.WaitAsync();
+            Assert.True(e.Wait(TimeSpan.Zero));
+            e.Clear();
+            Assert.False(e.IsSet);
+        }
+        using var localSemaphore = new ProcessSemaphore(1);
+        foreach (var s in new IProcessSemaphore[] { localSemaphore, manager.Semaphore(1) })
+        {
+            using (await s.AcquireAsync()) Assert.False(s.TryAcquire());
+            Assert.True(await s.TryAcquireAsync(TimeSpan.FromSeconds(5)));
+            Assert.False(s.TryAcquire(TimeSpan.FromMilliseconds(30)));
+            Assert.Equal(0, s.Release());
+            Assert.Equal(1, s.CurrentCount);
+            Assert.Null(s.MaximumCount);
+        }
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();

@@ -26,7 +26,7 @@ public sealed class LockProxy : IProcessLock, IAttachableProxy<LockProxy>, IScop
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public ProcessLockScope Acquire()
     {
-        while (!TryAcquireOnce(ServedObject.MaxWaitMilliseconds)) { }
+        ManagerWaits.Until(TryAcquireOnce, Timeout.InfiniteTimeSpan);
         return new ProcessLockScope(this, 0);
     }
 
@@ -37,53 +37,23 @@ public sealed class LockProxy : IProcessLock, IAttachableProxy<LockProxy>, IScop
     /// <summary>Tries to take the lock within <paramref name="timeout"/>; true when it is held (then call <see cref="Release"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
-    public bool TryAcquire(TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan) { Acquire(); return true; }
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            var left = deadline - Environment.TickCount64;
-            if (TryAcquireOnce((int)Math.Clamp(left, 0, ServedObject.MaxWaitMilliseconds))) return true;
-            if (left <= 0) return false;
-        }
-    }
+    public bool TryAcquire(TimeSpan timeout) => ManagerWaits.Until(TryAcquireOnce, timeout);
 
     /// <summary>Waits for the lock on a thread-pool thread, which each request to the manager blocks for up to 250 ms (the calling thread is free); dispose the result to release it.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
     public async ValueTask<ProcessLockScope> AcquireAsync(CancellationToken cancellationToken = default)
     {
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            // Each request waits at most a few hundred milliseconds in the manager, so cancellation is seen promptly.
-            if (await Task.Run(() => TryAcquireOnce(250), cancellationToken).ConfigureAwait(false)) return new ProcessLockScope(this, 0);
-        }
+        await ManagerWaits.UntilAsync(TryAcquireOnce, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+        return new ProcessLockScope(this, 0);
     }
 
     /// <summary>As <see cref="TryAcquire(TimeSpan)"/>, on a thread-pool thread (the calling thread is free); true when taken.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The timeout is negative (other than <see cref="Timeout.InfiniteTimeSpan"/>).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled first.</exception>
     /// <exception cref="AbandonedLockException">The previous holder's process went away holding it; the lock is now held by the caller.</exception>
-    public async ValueTask<bool> TryAcquireAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan)
-        {
-            await AcquireAsync(cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var left = deadline - Environment.TickCount64;
-            if (await Task.Run(() => TryAcquireOnce((int)Math.Clamp(left, 0, 250)), cancellationToken).ConfigureAwait(false)) return true;
-            if (left <= 0) return false;
-        }
-    }
+    public ValueTask<bool> TryAcquireAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        ManagerWaits.UntilAsync(TryAcquireOnce, timeout, cancellationToken);
 
     /// <summary>Releases the lock.</summary>
     /// <exception cref="SynchronizationLockException">The lock is not held.</exception>

@@ -154,6 +154,24 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
     /// <param name="name">Optional: the same name returns the same lock to every client.</param>
     public LockProxy Lock(string? name = null) => new(_client, Create(ServedKind.Lock, name));
 
+    /// <summary>An event in the manager (Python's <c>manager.Event()</c>): an <see cref="IProcessEvent"/>, as <see cref="ProcessEvent"/>.</summary>
+    /// <param name="name">A name other processes can create it by to share it; null for a fresh one.</param>
+    public EventProxy Event(string? name = null) => new(_client, Create(ServedKind.Event, name));
+
+    /// <summary>A semaphore in the manager with no maximum (Python's <c>manager.Semaphore(n)</c>): an <see cref="IProcessSemaphore"/>, as <see cref="ProcessSemaphore"/>.</summary>
+    /// <param name="initialCount">How many may acquire it before one waits; at least 0.</param>
+    /// <param name="name">A name other processes can create it by to share it; null for a fresh one.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="initialCount"/> is negative.</exception>
+    public SemaphoreProxy Semaphore(int initialCount, string? name = null) =>
+        new(_client, Create(ServedKind.Semaphore, name, initialCount >= 0 ? initialCount : throw new ArgumentOutOfRangeException(nameof(initialCount), initialCount, "A semaphore's count cannot be negative."), int.MaxValue), null);
+
+    /// <summary>A semaphore in the manager that refuses to be released past <paramref name="initialCount"/> (Python's <c>manager.BoundedSemaphore(n)</c>).</summary>
+    /// <param name="initialCount">How many may acquire it before one waits, and the most its count may reach; at least 1.</param>
+    /// <param name="name">A name other processes can create it by to share it; null for a fresh one.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="initialCount"/> is less than 1.</exception>
+    public SemaphoreProxy BoundedSemaphore(int initialCount, string? name = null) =>
+        new(_client, Create(ServedKind.Semaphore, name, initialCount >= 1 ? initialCount : throw new ArgumentOutOfRangeException(nameof(initialCount), initialCount, "A bounded semaphore's count must be at least 1."), initialCount), initialCount);
+
     /// <summary>A value in the manager (Python's <c>manager.Value(typecode, value)</c>), with atomic <see cref="ValueProxy{T}.Update"/>.</summary>
     /// <param name="initial">The starting value (ignored when <paramref name="name"/> names an existing value).</param>
     /// <param name="name">Optional: the same name returns the same value to every client.</param>

@@ -14,4 +14,6 @@ internal enum ManagerOp : byte
     QueuePut = 70, QueueGet, QueueCount,
     ServiceCall = 80,
     CacheGet = 90, CachePut,
+    EventSet = 100, EventClear, EventIsSet, EventWait,
+    SemaphoreAcquire = 110, SemaphoreRelease, SemaphoreCount,
 }

@@ -253,6 +253,8 @@ internal sealed class ManagerServer : IDisposable
             ServedKind.Dictionary => () => new ServedDictionary(),
             ServedKind.List => () => new ServedList(),
             ServedKind.Lock => () => new ServedLock(),
+            ServedKind.Event => () => new ServedEvent(),
+            ServedKind.Semaphore => SemaphoreFactory(ref reader),
             ServedKind.Value => ValueFactory(ref reader),
             ServedKind.Queue => QueueFactory(ref reader),
             ServedKind.Cache => CacheFactory(ref reader),
@@ -285,6 +287,13 @@ internal sealed class ManagerServer : IDisposable
     {
         var initial = reader.ReadBytes()?.ToArray() ?? throw new ManagerProtocolException("a value needs an initial value");
         return () => new ServedValue(initial);
+    }
+
+    private static Func<ServedObject> SemaphoreFactory(ref MessagePackReader reader)
+    {
+        var (initial, maximum) = (reader.ReadInt32(), reader.ReadInt32());
+        if (initial < 0 || maximum < Math.Max(initial, 1)) throw new ArgumentOutOfRangeException(nameof(initial), initial, $"A semaphore's count must be at least 0 and at most its maximum ({maximum}).");
+        return () => new ServedSemaphore(initial, maximum);
     }
 
     private static Func<ServedObject> QueueFactory(ref MessagePackReader reader)

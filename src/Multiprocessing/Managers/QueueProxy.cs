@@ -43,7 +43,7 @@ public sealed class QueueProxy<T> : IAttachableProxy<QueueProxy<T>>
     public bool TryPut(T item, TimeSpan timeout)
     {
         var bytes = ManagerSerialization.ToBytes(item);
-        return Retry(timeout, wait => PutOnce(bytes, wait));
+        return ManagerWaits.Until(wait => PutOnce(bytes, wait), timeout);
     }
 
     /// <summary>Adds an item, waiting asynchronously while a bounded queue is full.</summary>
@@ -69,7 +69,7 @@ public sealed class QueueProxy<T> : IAttachableProxy<QueueProxy<T>>
     public bool TryGet(out T item, TimeSpan timeout)
     {
         T taken = default!;
-        var ok = Retry(timeout, wait => GetOnce(wait, out taken));
+        var ok = ManagerWaits.Until(wait => GetOnce(wait, out taken), timeout);
         item = taken;
         return ok;
     }
@@ -87,19 +87,6 @@ public sealed class QueueProxy<T> : IAttachableProxy<QueueProxy<T>>
 
     /// <inheritdoc />
     public override string ToString() => $"<QueueProxy object {_id} at {_client.Endpoint}>";
-
-    private static bool Retry(TimeSpan timeout, Func<int, bool> attempt)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan) { while (!attempt(ServedObject.MaxWaitMilliseconds)) { } return true; }
-        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
-        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            var left = deadline - Environment.TickCount64;
-            if (attempt((int)Math.Clamp(left, 0, ServedObject.MaxWaitMilliseconds))) return true;
-            if (left <= 0) return false;
-        }
-    }
 
     private bool PutOnce(byte[] item, int wait)
     {

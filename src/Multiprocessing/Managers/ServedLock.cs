@@ -24,13 +24,7 @@ internal sealed class ServedLock : ServedObject
                 var wait = ReadWait(ref args);
                 lock (_gate)
                 {
-                    var deadline = Environment.TickCount64 + wait;
-                    while (_held)
-                    {
-                        var left = deadline - Environment.TickCount64;
-                        if (left <= 0 || !Monitor.Wait(_gate, (int)left)) break;
-                    }
-                    if (_held)
+                    if (!WaitUntil(_gate, () => !_held, wait))
                     {
                         reply.Write(NotAcquired);
                         break;

@@ -25,6 +25,21 @@ internal abstract class ServedObject
     protected static byte[] ReadBlob(ref MessagePackReader reader) =>
         reader.ReadBytes() is { } bytes ? bytes.ToArray() : throw new ManagerProtocolException("expected a serialized value, found nil");
 
+    /// <summary>
+    /// Waits on <paramref name="gate"/> (whose lock the caller holds) until <paramref name="ready"/> or
+    /// <paramref name="milliseconds"/> pass; returns whether it is ready. Whoever makes it ready pulses the gate.
+    /// </summary>
+    protected static bool WaitUntil(object gate, Func<bool> ready, int milliseconds)
+    {
+        var deadline = Environment.TickCount64 + milliseconds;
+        while (!ready())
+        {
+            var left = deadline - Environment.TickCount64;
+            if (left <= 0 || !Monitor.Wait(gate, (int)left)) return ready();
+        }
+        return true;
+    }
+
     protected static int ReadWait(ref MessagePackReader reader) => Math.Clamp(reader.ReadInt32(), 0, MaxWaitMilliseconds);
 
     protected static ManagerProtocolException Unknown(ManagerOp op, ServedKind kind) => new($"operation {op} does not apply to a {kind}");

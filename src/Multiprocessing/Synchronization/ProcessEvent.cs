@@ -4,7 +4,7 @@ namespace Multiprocessing;
 /// An event across processes, like Python's <c>multiprocessing.Event</c>: <see cref="Set"/> releases every
 /// waiter and keeps the event set until <see cref="Clear"/>. Captured by a worker lambda or passed as an argument, it arrives as the same event.
 /// </summary>
-public sealed unsafe class ProcessEvent : IDisposable
+public sealed unsafe class ProcessEvent : IProcessEvent, IDisposable
 {
     internal readonly SyncBlock Block;
 

@@ -5,7 +5,7 @@ namespace Multiprocessing;
 /// <c>BoundedSemaphore</c> when a maximum is given: releasing past the maximum throws
 /// <see cref="SemaphoreFullException"/>. Captured by a worker lambda or passed as an argument, it arrives as the same semaphore.
 /// </summary>
-public sealed unsafe class ProcessSemaphore : IDisposable, IScopeReleaser
+public sealed unsafe class ProcessSemaphore : IProcessSemaphore, IDisposable, IScopeReleaser
 {
     internal readonly SyncBlock Block;
 
