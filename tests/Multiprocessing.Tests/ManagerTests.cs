@@ -473,6 +473,39 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task A_managers_RLock_is_reentrant_for_its_holder_and_kept_from_other_processes()
+    {
+        await using var manager = await Manager.StartAsync();
+        var guard = manager.RLock();
+        var outer = guard.Acquire();
+        using (guard.Acquire()) Assert.True(guard.TryAcquire()); // the holder may take it again, twice
+        guard.Release();
+
+        using var answers = new ProcessQueue<string>();
+        var other = new WorkerProcess(() =>
+        {
+            answers.Put(guard.TryAcquire(TimeSpan.FromMilliseconds(100)) ? "took it while held" : "kept out");
+            try { guard.Release(); answers.Put("released another's lock"); }
+            catch (SynchronizationLockException) { answers.Put("refused to release"); }
+            answers.Put(guard.TryAcquire(TestSupport.Patience) ? "took it once free" : "never got it");
+            guard.Release();
+        });
+        other.Start();
+        Assert.True(answers.TryGet(out var first, TestSupport.Patience));
+        Assert.Equal("kept out", first);
+        Assert.True(answers.TryGet(out var second, TestSupport.Patience));
+        Assert.Equal("refused to release", second);
+        outer.Dispose(); // the last of this thread's holds
+        Assert.True(answers.TryGet(out var third, TestSupport.Patience));
+        Assert.Equal("took it once free", third);
+        TestSupport.JoinOrFail(other);
+        Assert.Equal(0, other.ExitCode);
+        IProcessLock asInterface = guard;
+        Assert.True(asInterface.TryAcquire(TimeSpan.FromSeconds(5)));
+        asInterface.Release();
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();

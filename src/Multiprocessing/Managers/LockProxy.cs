@@ -71,15 +71,18 @@ public sealed class LockProxy : IProcessLock, IAttachableProxy<LockProxy>, IScop
         using var call = _client.Begin(_id, ManagerOp.LockAcquire);
         call.Write(milliseconds);
         var reply = call.Send();
-        return reply.ReadInt32() switch
-        {
-            ServedLock.NotAcquired => false,
-            ServedLock.Acquired => true,
-            _ => throw new AbandonedLockException(
-                $"The manager's lock (object {_id} at {_client.Endpoint}) was held by a process that went away (exited or died) " +
-                "without releasing it. It is now held by this caller: check the state it protects, then release it as usual."),
-        };
+        return Taken(reply.ReadInt32(), "lock", _id, _client);
     }
+
+    /// <summary>What a manager's lock answered to an acquire: taken or not, or taken from a holder that went away (thrown).</summary>
+    internal static bool Taken(int answer, string kind, long id, ManagerClient client) => answer switch
+    {
+        ServedLock.NotAcquired => false,
+        ServedLock.Acquired => true,
+        _ => throw new AbandonedLockException(
+            $"The manager's {kind} (object {id} at {client.Endpoint}) was held by a process that went away (exited or died) " +
+            "without releasing it. It is now held by this caller: check the state it protects, then release it as usual."),
+    };
 
     void IScopeReleaser.ReleaseScope(int thread) => Release();
 }

@@ -154,6 +154,10 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
     /// <param name="name">Optional: the same name returns the same lock to every client.</param>
     public LockProxy Lock(string? name = null) => new(_client, Create(ServedKind.Lock, name));
 
+    /// <summary>A reentrant lock in the manager (Python's <c>manager.RLock()</c>): an <see cref="IProcessLock"/>, as <see cref="ProcessRLock"/>.</summary>
+    /// <param name="name">A name other processes can create it by to share it; null for a fresh one.</param>
+    public RLockProxy RLock(string? name = null) => new(_client, Create(ServedKind.RLock, name));
+
     /// <summary>An event in the manager (Python's <c>manager.Event()</c>): an <see cref="IProcessEvent"/>, as <see cref="ProcessEvent"/>.</summary>
     /// <param name="name">A name other processes can create it by to share it; null for a fresh one.</param>
     public EventProxy Event(string? name = null) => new(_client, Create(ServedKind.Event, name));

@@ -16,4 +16,5 @@ internal enum ManagerOp : byte
     CacheGet = 90, CachePut,
     EventSet = 100, EventClear, EventIsSet, EventWait,
     SemaphoreAcquire = 110, SemaphoreRelease, SemaphoreCount,
+    RLockAcquire = 120, RLockRelease,
 }

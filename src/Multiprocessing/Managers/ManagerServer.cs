@@ -254,6 +254,7 @@ internal sealed class ManagerServer : IDisposable
             ServedKind.List => () => new ServedList(),
             ServedKind.Lock => () => new ServedLock(),
             ServedKind.Event => () => new ServedEvent(),
+            ServedKind.RLock => () => new ServedRLock(),
             ServedKind.Semaphore => SemaphoreFactory(ref reader),
             ServedKind.Value => ValueFactory(ref reader),
             ServedKind.Queue => QueueFactory(ref reader),
