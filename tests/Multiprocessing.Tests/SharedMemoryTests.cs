@@ -246,4 +246,30 @@ public class SharedMemoryTests
         Assert.True(python.ExitCode == 0, $"python failed ({python.ExitCode}): {stderr.GetAwaiter().GetResult()}");
         return stdout.GetAwaiter().GetResult();
     }
+
+    [Fact]
+    public void A_SharedMemoryManager_unlinks_every_block_it_made_when_disposed()
+    {
+        string[] names;
+        using (var smm = new SharedMemoryManager())
+        {
+            var block = smm.SharedMemory(128);
+            var numbers = smm.Array<double>(1_000);
+            var counter = smm.Value(41L);
+            names = [block.Name, numbers.Name, counter.Name];
+            Assert.Equal(3, smm.Count);
+            Assert.All(names, n => Assert.True(File.Exists($"/dev/shm/{n}"), n));
+
+            // A worker attaches to them while the scope lives.
+            var p = new WorkerProcess(() => { numbers[999] = 2.5; counter.Value++; });
+            p.Start();
+            TestSupport.JoinOrFail(p);
+            Assert.Equal(2.5, numbers[999]);
+            Assert.Equal(42L, counter.Value);
+        }
+        Assert.All(names, n => Assert.False(File.Exists($"/dev/shm/{n}"), n));
+        var disposed = new SharedMemoryManager();
+        disposed.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => disposed.SharedMemory(16));
+    }
 }
