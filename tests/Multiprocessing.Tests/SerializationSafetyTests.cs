@@ -67,7 +67,9 @@ public class SerializationSafetyTests
     public void A_cycle_or_a_very_deep_value_on_a_queue_or_a_pipe_is_refused_and_the_queue_or_pipe_goes_on()
     {
         using var queue = new ProcessQueue<TreeNode>();
-        AssertCycle(Assert.ThrowsAny<Exception>(() => queue.Put(Cyclic())));
+        var cycle = Assert.ThrowsAny<Exception>(() => queue.Put(Cyclic()));
+        AssertCycle(cycle);
+        Assert.StartsWith("The queue item (TreeNode) cannot travel to another process:", cycle.Message); // named by its role like any other failure
         queue.Put(new TreeNode { Name = "fine" });
         Assert.Equal("fine", queue.Get().Name);
 

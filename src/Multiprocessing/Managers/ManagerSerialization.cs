@@ -28,14 +28,14 @@ internal static class ManagerSerialization
     public static T FromBytes<T>(ReadOnlyMemory<byte> bytes)
     {
         try { return MessagePackSerializer.Deserialize<T>(bytes, UntrustedOptions); }
-        catch (MessagePackSerializationException e) when (Innermost(e) is SerializationException refused)
+        catch (MessagePackSerializationException e) when (TravelErrors.Innermost(e) is SerializationException refused)
         {
             // The library's own refusal (a type not allowed, a type that cannot load) already says what to do.
             throw new SerializationException(refused.Message, e);
         }
         catch (MessagePackSerializationException e)
         {
-            throw new SerializationException($"A value from the manager could not be read as {typeof(T).Name}: {Innermost(e).Message} " +
+            throw new SerializationException($"A value from the manager could not be read as {typeof(T).Name}: {TravelErrors.Innermost(e).Message} " +
                 "Read it with the type it was stored as.", e);
         }
     }
@@ -52,13 +52,13 @@ internal static class ManagerSerialization
     public static object? FromBytes(ReadOnlySequence<byte> bytes, Type type)
     {
         try { return MessagePackSerializer.Deserialize(type, bytes.IsSingleSegment ? bytes.First : bytes.ToArray(), UntrustedOptions); }
-        catch (MessagePackSerializationException e) when (Innermost(e) is SerializationException refused)
+        catch (MessagePackSerializationException e) when (TravelErrors.Innermost(e) is SerializationException refused)
         {
             throw new SerializationException(refused.Message, e);
         }
         catch (MessagePackSerializationException e)
         {
-            throw new SerializationException($"A result from the manager could not be read as {type.Name}: {Innermost(e).Message}", e);
+            throw new SerializationException($"A result from the manager could not be read as {type.Name}: {TravelErrors.Innermost(e).Message}", e);
         }
     }
 
@@ -85,12 +85,6 @@ internal static class ManagerSerialization
     }
 
     private static readonly MessagePackObjectSerializer Library = new();
-
-    private static Exception Innermost(Exception e)
-    {
-        while (e.InnerException is not null) e = e.InnerException;
-        return e;
-    }
 
     private sealed class UntrustedSerializer : ISerializer
     {

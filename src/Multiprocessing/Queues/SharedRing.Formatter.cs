@@ -34,7 +34,7 @@ internal sealed unsafe partial class SharedRing
             {
                 Instance.Serialize(ref writer, value, MessagePackObjectSerializer.Options);
             }
-            catch (Exception e) when (e is not SerializationException || !e.Message.Contains("cannot travel", StringComparison.Ordinal))
+            catch (Exception e) when (!TravelErrors.IsExplained(e))
             {
                 // Everything a formatter throws is about the value (a stream's timeout, a delegate's initializer...).
                 throw TravelErrors.CannotSend(role, value?.GetType() ?? typeof(T), e);

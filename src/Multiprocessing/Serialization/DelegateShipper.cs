@@ -210,12 +210,6 @@ internal static class DelegateShipper
 
     private static readonly MessagePackObjectSerializer Library = new();
 
-    private static Exception Innermost(Exception e)
-    {
-        while (e.InnerException is not null && e is MessagePackSerializationException or TypeInitializationException or TargetInvocationException) e = e.InnerException;
-        return e;
-    }
-
     /// <summary>Types that hold an operating-system resource or a live computation: their state cannot exist in another process.</summary>
     private static void Refuse(Type type, string member, Type? owner)
     {

@@ -13,6 +13,19 @@ internal static class TravelErrors
 {
     private const string PathKey = "Multiprocessing.MemberPath";
 
+    /// <summary>Marks the exceptions made here, which already say everything (they are passed on, not wrapped again).</summary>
+    private const string ExplainedKey = "Multiprocessing.Explained";
+
+    /// <summary>Whether <paramref name="error"/> is one of this class's explanations.</summary>
+    public static bool IsExplained(Exception error) => error is SerializationException && error.Data.Contains(ExplainedKey);
+
+    private static SerializationException Explained(string message, Exception inner)
+    {
+        var error = new SerializationException(message, inner);
+        error.Data[ExplainedKey] = true;
+        return error;
+    }
+
     /// <summary>
     /// Used as an exception filter by the formatters that wrap user types: records that the failure passed through a
     /// <paramref name="type"/> (innermost first). Returns false, so the exception goes on unchanged.
@@ -20,7 +33,7 @@ internal static class TravelErrors
     public static bool Passing(Exception error, Type type)
     {
         var innermost = Innermost(error);
-        if (innermost is SerializationException { Data.Count: 0 } && innermost.Message.Contains("cannot travel", StringComparison.Ordinal)) return false;
+        if (IsExplained(innermost)) return false;
         if (innermost.Data[PathKey] is not List<Type> path) innermost.Data[PathKey] = path = [];
         if (path.Count == 0 || path[^1] != type) path.Add(type);
         return false;
@@ -32,25 +45,26 @@ internal static class TravelErrors
     /// <summary>The exception for <paramref name="role"/> (e.g. "The argument", "The captured variable 'x'") of <paramref name="type"/> failing to be written.</summary>
     public static SerializationException CannotSend(string role, Type type, Exception error)
     {
-        if (error is SerializationException own && own.Message.Contains("cannot travel", StringComparison.Ordinal)) return own;
+        if (IsExplained(error)) return (SerializationException)error;
         var innermost = Innermost(error);
         var types = PathTypes(innermost, type);
         var (reason, advice) = Explain(innermost, type, types);
-        return new SerializationException($"{role} ({Friendly(type)}) cannot travel to another process: {Path(innermost, types)}{reason} {advice}".TrimEnd(), error);
+        return Explained($"{role} ({Friendly(type)}) cannot travel to another process: {Path(innermost, types)}{reason} {advice}".TrimEnd(), error);
     }
 
     /// <summary>The exception for <paramref name="role"/> of <paramref name="type"/> failing to be read.</summary>
     public static SerializationException CannotRead(string role, Type type, Exception error)
     {
-        if (error is SerializationException own && own.Message.Contains("cannot", StringComparison.Ordinal)) return own;
+        if (IsExplained(error)) return (SerializationException)error;
         var innermost = Innermost(error);
-        if (innermost is SerializationException refused) return new SerializationException($"{role} ({Friendly(type)}) could not be read: {refused.Message}", error);
+        if (innermost is SerializationException refused) return Explained($"{role} ({Friendly(type)}) could not be read: {refused.Message}", error);
         var types = PathTypes(innermost, type);
         var (reason, advice) = Explain(innermost, type, types);
-        return new SerializationException($"{role} ({Friendly(type)}) could not be read: {Path(innermost, types)}{reason} {advice}".TrimEnd(), error);
+        return Explained($"{role} ({Friendly(type)}) could not be read: {Path(innermost, types)}{reason} {advice}".TrimEnd(), error);
     }
 
-    private static Exception Innermost(Exception e)
+    /// <summary>The exception under the serializer's wrappers (the one that says what went wrong).</summary>
+    public static Exception Innermost(Exception e)
     {
         while (e.InnerException is not null && e is MessagePackSerializationException or TypeInitializationException or TargetInvocationException or AggregateException)
             e = e.InnerException;
