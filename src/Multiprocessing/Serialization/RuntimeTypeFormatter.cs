@@ -50,7 +50,7 @@ internal static class RuntimeTypes
     ];
 
     private static readonly Dictionary<Type, int> Codes = Coded.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i + 1);
-    private static readonly ConcurrentDictionary<string, Type?> Loaded = new();
+    private static readonly ConcurrentDictionary<string, Type> Loaded = new();
 
     public static bool IsNext(ref MessagePackReader reader)
     {
@@ -123,7 +123,8 @@ internal static class RuntimeTypes
 
     private static Type Load(string name, Type declared, bool untrusted)
     {
-        var type = Loaded.GetOrAdd(name, static n => Type.GetType(n, throwOnError: false));
+        // Only names that load are remembered: names from a peer must not grow the cache without bound.
+        if (!Loaded.TryGetValue(name, out var type) && (type = Type.GetType(name, throwOnError: false)) is not null) Loaded[name] = type;
         if (type is null)
             throw new SerializationException($"A value of type '{name}' arrived as a {declared.FullName}, and this process cannot load that type. " +
                 "Both ends must run the same build (the type's assembly must be part of the application).");
