@@ -133,4 +133,27 @@ public class FidelityTests
         labels["a"] = new Label("exact", 1);
         Assert.Equal(new Label("exact", 1), labels["a"]);
     }
+
+    [Fact]
+    public void A_type_name_that_crossed_a_socket_never_loads_an_assembly()
+    {
+        // Bytes as a peer could send them: a value of 'object' naming a type of an assembly this process has not loaded.
+        const string assembly = "System.Formats.Tar";
+        Assert.DoesNotContain(AppDomain.CurrentDomain.GetAssemblies(), a => a.GetName().Name == assembly);
+        var body = new System.Buffers.ArrayBufferWriter<byte>();
+        var inner = new MessagePack.MessagePackWriter(body);
+        inner.Write($"System.Formats.Tar.PaxTarEntry, {assembly}");
+        inner.WriteMapHeader(0);
+        inner.Flush();
+        var bytes = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(bytes);
+        writer.WriteExtensionFormatHeader(new MessagePack.ExtensionHeader(RuntimeTypes.ExtensionCode, (uint)body.WrittenCount));
+        writer.WriteRaw(body.WrittenSpan);
+        writer.Flush();
+
+        var untrusted = MessagePackObjectSerializer.Options.WithSecurity(MessagePack.MessagePackSecurity.UntrustedData);
+        var e = Assert.ThrowsAny<Exception>(() => MessagePack.MessagePackSerializer.Deserialize<object>(bytes.WrittenMemory, untrusted));
+        Assert.Contains("this process cannot load that type", TravelErrors.Innermost(e).Message);
+        Assert.DoesNotContain(AppDomain.CurrentDomain.GetAssemblies(), a => a.GetName().Name == assembly);
+    }
 }

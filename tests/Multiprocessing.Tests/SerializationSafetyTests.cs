@@ -7,6 +7,21 @@ public sealed class TreeNode
     public List<TreeNode> Children { get; set; } = [];
 }
 
+/// <summary>A positional record with a link that can close a cycle (records have no parameterless constructor).</summary>
+public sealed record Person(string Name)
+{
+    public Person? Friend { get; set; }
+}
+
+/// <summary>A doubly linked node: every link is a cycle (Next.Prev is the node itself).</summary>
+public class Twin
+{
+    public int Value { get; init; }
+    public Twin? Next { get; set; }
+    public Twin? Prev { get; set; }
+    public object? Tag { get; set; }
+}
+
 public sealed class Link
 {
     public int Value { get; set; }
@@ -15,13 +30,14 @@ public sealed class Link
 
 /// <summary>
 /// No value can crash the process that sends it: a cycle or a 100,000-deep list once ended the caller with
-/// "Stack overflow." (exit 134) inside the serializer. Now it is a SerializationException and everything goes on.
-/// Shared references (without a cycle) arrive shared.
+/// "Stack overflow." (exit 134) inside the serializer. Cycles through the application's own classes now arrive as
+/// cycles (as pickle's do); a cycle that cannot be rebuilt (through a collection alone) and a too-deep value are a
+/// SerializationException, and everything goes on. Shared references arrive shared.
 /// </summary>
 public class SerializationSafetyTests
 {
     private const string TooDeep = "nests deeper than 500 levels";
-    private const string Cycle = "The value refers back to itself: a TreeNode holds, through its members, a reference to itself (a cycle";
+    private const string Cycle = "The value refers back to itself through a List<Object> (a cycle), and a List<Object> is built from its contents after them";
 
     private static TreeNode Cyclic()
     {
@@ -29,6 +45,33 @@ public class SerializationSafetyTests
         root.Children.Add(new TreeNode { Name = "child", Parent = root });
         return root;
     }
+
+    /// <summary>Whether <paramref name="root"/> is the tree <see cref="Cyclic"/> made, with its parent link closing the cycle.</summary>
+    private static bool IsCyclic(TreeNode root) =>
+        root.Name == "root" && root.Parent is null && root.Children is [{ Name: "child" } child] && ReferenceEquals(child.Parent, root);
+
+    /// <summary>A list that holds itself: a cycle that closes only through a collection, which is built after its items.</summary>
+    private static List<object> SelfList()
+    {
+        var list = new List<object> { 1 };
+        list.Add(list);
+        return list;
+    }
+
+    /// <summary>A ring of three doubly linked nodes, one tagged with the ring's first node (a cycle through an object member).</summary>
+    private static Twin Ring()
+    {
+        var a = new Twin { Value = 1 };
+        var b = new Twin { Value = 2 };
+        var c = new Twin { Value = 3, Tag = a };
+        (a.Next, b.Next, c.Next) = (b, c, a);
+        (a.Prev, b.Prev, c.Prev) = (c, a, b);
+        return a;
+    }
+
+    private static bool IsRing(Twin a) =>
+        a is { Value: 1, Next: { Value: 2, Next: { Value: 3 } c } b } && ReferenceEquals(c.Next, a) && ReferenceEquals(a.Prev, c)
+        && ReferenceEquals(b.Prev, a) && ReferenceEquals(c.Prev, b) && ReferenceEquals(c.Tag, a);
 
     private static Link Deep(int length)
     {
@@ -51,27 +94,47 @@ public class SerializationSafetyTests
     }
 
     [Fact]
-    public async Task A_cycle_or_a_very_deep_value_as_an_argument_or_a_result_fails_that_call_and_the_pool_goes_on()
+    public async Task Cycles_through_the_applications_classes_arrive_as_cycles_in_arguments_results_and_captures()
+    {
+        await using var pool = new ProcessPool(2);
+        Assert.Equal([true, true], pool.Map((TreeNode n) => IsCyclic(n), [Cyclic(), Cyclic()]));
+        Assert.True(IsCyclic(await pool.ApplyAsync(static () => Cyclic()).WaitAsync(TestSupport.Patience))); // result
+        var tree = Cyclic();
+        Assert.True(await pool.ApplyAsync(() => IsCyclic(tree)).WaitAsync(TestSupport.Patience)); // captured
+        Assert.True(IsRing(pool.Apply((Twin t) => t, Ring()))); // argument and result, a ring with an object member
+        Assert.True(IsRing((Twin)pool.Apply(static () => (object)Ring()))); // declared object: the runtime type and the cycle both kept
+
+        var ann = new Person("Ann");
+        ann.Friend = new Person("Bob") { Friend = ann };
+        var back = pool.Apply((Person p) => p, ann); // a positional record: created without its constructor, as pickle does
+        Assert.True(back is { Name: "Ann", Friend: { Name: "Bob" } bob } && ReferenceEquals(bob.Friend, back));
+    }
+
+    [Fact]
+    public async Task A_cycle_that_cannot_be_rebuilt_or_a_very_deep_value_fails_that_call_and_the_pool_goes_on()
     {
         using var pool = new ProcessPool(2);
-        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Map((TreeNode n) => n.Name, [Cyclic()])));
+        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Map((List<object> l) => l.Count, [SelfList()])));
         AssertTooDeep(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync((Link l) => l.Value, Deep(100_000)).WaitAsync(TestSupport.Patience)));
-        var tree = Cyclic();
-        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Apply(() => tree.Children.Count)));
+        var list = SelfList();
+        AssertCycle(Assert.ThrowsAny<Exception>(() => pool.Apply(() => list.Count)));
         // A result that cannot travel fails in the worker, which lives on.
-        AssertCycle(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync(static () => Cyclic()).WaitAsync(TestSupport.Patience)));
+        AssertCycle(await Assert.ThrowsAnyAsync<Exception>(() => pool.ApplyAsync(static () => SelfList()).WaitAsync(TestSupport.Patience)));
         Assert.Equal([2, 3], pool.Map(static (int x) => x + 1, [1, 2]));
     }
 
     [Fact]
-    public void A_cycle_or_a_very_deep_value_on_a_queue_or_a_pipe_is_refused_and_the_queue_or_pipe_goes_on()
+    public void Cycles_arrive_through_a_queue_and_a_pipe_and_a_cycle_that_cannot_be_rebuilt_or_a_very_deep_value_is_refused()
     {
         using var queue = new ProcessQueue<TreeNode>();
-        var cycle = Assert.ThrowsAny<Exception>(() => queue.Put(Cyclic()));
+        queue.Put(Cyclic());
+        Assert.True(IsCyclic(queue.Get()));
+        using var objects = new ProcessQueue<object>();
+        var cycle = Assert.ThrowsAny<Exception>(() => objects.Put(SelfList()));
         AssertCycle(cycle);
-        Assert.StartsWith("The queue item (TreeNode) cannot travel to another process:", cycle.Message); // named by its role like any other failure
-        queue.Put(new TreeNode { Name = "fine" });
-        Assert.Equal("fine", queue.Get().Name);
+        Assert.StartsWith("The queue item (List<Object>) cannot travel to another process:", cycle.Message); // named by its role like any other failure
+        objects.Put(Ring());
+        Assert.True(IsRing((Twin)objects.Get()));
 
         var (left, right) = Pipe.Create<Link>();
         using (left)
@@ -81,16 +144,26 @@ public class SerializationSafetyTests
             left.Send(Deep(3));
             Assert.Equal(2, right.Receive().Value);
         }
+        var (send, receive) = Pipe.Create<Twin>();
+        using (send)
+        using (receive)
+        {
+            send.Send(Ring());
+            Assert.True(IsRing(receive.Receive()));
+        }
     }
 
     [Fact]
-    public async Task A_cycle_set_in_a_manager_dictionary_is_refused_and_the_manager_goes_on()
+    public async Task A_cycle_set_in_a_manager_dictionary_arrives_as_a_cycle_and_one_that_cannot_be_rebuilt_is_refused()
     {
         await using var manager = await Manager.StartAsync();
         var trees = manager.Dictionary<string, TreeNode>();
-        AssertCycle(Assert.ThrowsAny<Exception>(() => trees["loop"] = Cyclic()));
-        trees["fine"] = new TreeNode { Name = "fine" };
-        Assert.Equal("fine", trees["fine"].Name);
+        trees["loop"] = Cyclic();
+        Assert.True(IsCyclic(trees["loop"]));
+        var lists = manager.Dictionary<string, List<object>>();
+        AssertCycle(Assert.ThrowsAny<Exception>(() => lists["loop"] = SelfList()));
+        lists["fine"] = [1];
+        Assert.Single(lists["fine"]);
     }
 
     public sealed class Pair

@@ -36,7 +36,9 @@ internal sealed class DepthGuardResolver : IFormatterResolver
 
     private static IMessagePackFormatter<T>? Wrap<T>()
     {
-        var formatter = Inner.GetFormatter<T>();
+        var formatter = CycleTypes.Rebuilds(typeof(T))
+            ? (IMessagePackFormatter<T>)Activator.CreateInstance(typeof(CycleFormatter<>).MakeGenericType(typeof(T)))!
+            : Inner.GetFormatter<T>();
         // An abstract class has no formatter of its own: its values are all of wider types.
         if (KeepsRuntimeType(typeof(T))) formatter = new RuntimeTypeFormatter<T>(formatter);
         if (formatter is null) return null;

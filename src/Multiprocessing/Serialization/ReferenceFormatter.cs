@@ -9,9 +9,11 @@ namespace Multiprocessing;
 /// Keeps shared references shared, as pickle's memo does: within one value, an object reached a second time is
 /// written as a reference to its first occurrence (extension 0x52 holding its index) and read back as the same
 /// object, so two slots that held one object hold one object on the other side too. An object reached again
-/// while it is still being written is a cycle, which cannot be rebuilt (an object is created from its members'
-/// values, after them): it is refused at once with a <see cref="SerializationException"/> that says so, instead
-/// of recursing until the depth guard stops it. Writer and reader number objects in the same order (each
+/// while it is still being written is a cycle: it is written as a reference too when that object's class is one
+/// created before its members are read (<see cref="CycleFormatter{T}"/>), so the cycle arrives as a cycle; through
+/// any other object (a collection, a record MessagePack builds from its members' values, after them) it cannot be
+/// rebuilt and is refused at once with a <see cref="SerializationException"/> that says so, instead of recursing
+/// until the depth guard stops it. Writer and reader number objects in the same order (each
 /// non-nil value of a wrapped, reference-typed declaration, on entering it), so no index is written for firsts.
 /// </summary>
 internal sealed class ReferenceFormatter<T>(IMessagePackFormatter<T> inner) : IMessagePackFormatter<T> where T : class
@@ -26,11 +28,13 @@ internal sealed class ReferenceFormatter<T>(IMessagePackFormatter<T> inner) : IM
         var scope = References.Writing;
         if (scope.Seen.TryGetValue(value, out var index))
         {
-            if (scope.Open.Contains(value))
+            // A cycle can be rebuilt only where it closes through an object created before its members are read.
+            if (scope.Open.Contains(value) && !CycleTypes.Rebuilds(value.GetType()))
                 throw new SerializationException(
-                    $"The value refers back to itself: a {TravelErrors.Friendly(value.GetType())} holds, through its members, a reference to itself (a cycle, " +
-                    "such as a parent link or a doubly linked list). A cycle cannot travel between processes; send a flat form instead, such as a " +
-                    "list of the items with indexes where they refer to each other.");
+                    $"The value refers back to itself through a {TravelErrors.Friendly(value.GetType())} (a cycle), and a {TravelErrors.Friendly(value.GetType())} " +
+                    "is built from its contents after them (a collection, a type of the runtime, or a class with a MessagePack contract), so the cycle " +
+                    "cannot be rebuilt in the other process. Cycles through your own classes travel (such as a node's parent link): close the cycle " +
+                    "through one of them, or send a flat form, such as a list of the items with indexes where they refer to each other.");
             writer.WriteExtensionFormatHeader(new ExtensionHeader(References.ExtensionCode, 4));
             BinaryPrimitives.WriteInt32BigEndian(writer.GetSpan(4), index);
             writer.Advance(4);
@@ -67,6 +71,7 @@ internal sealed class ReferenceFormatter<T>(IMessagePackFormatter<T> inner) : IM
         }
         var slot = scope.Objects.Count;
         scope.Objects.Add(null);
+        scope.Pending = slot;
         scope.Depth++;
         try
         {
@@ -132,5 +137,17 @@ internal static class References
     {
         public List<object?> Objects { get; } = [];
         public int Depth;
+
+        /// <summary>The number of the object being read whose formatter has not yet created it.</summary>
+        public int Pending;
+
+        /// <summary>
+        /// Makes <paramref name="value"/>, just created and not yet filled, the object being read (see <see cref="CycleFormatter{T}"/>),
+        /// so its members can refer back to it.
+        /// </summary>
+        public void Publish(object value)
+        {
+            if (Depth > 0) Objects[Pending] = value;
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Reflection;
 using MessagePack;
 using MessagePack.Formatters;
 
@@ -121,10 +122,28 @@ internal static class RuntimeTypes
         }
     }
 
+    private static Type? LoadedOnly(string name)
+    {
+        try
+        {
+            return Type.GetType(name,
+                assemblyName => AppDomain.CurrentDomain.GetAssemblies().FirstOrDefault(a => AssemblyName.ReferenceMatchesDefinition(assemblyName, a.GetName())),
+                (assembly, typeName, ignoreCase) => assembly?.GetType(typeName, throwOnError: false, ignoreCase),
+                throwOnError: false);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or BadImageFormatException or TypeLoadException)
+        {
+            return null; // a malformed name from a peer is a type this process does not know
+        }
+    }
+
     private static Type Load(string name, Type declared, bool untrusted)
     {
-        // Only names that load are remembered: names from a peer must not grow the cache without bound.
-        if (!Loaded.TryGetValue(name, out var type) && (type = Type.GetType(name, throwOnError: false)) is not null) Loaded[name] = type;
+        // Only names that load are remembered: names from a peer must not grow the cache without bound. A name
+        // that crossed a socket is looked up only among the assemblies already loaded: a peer's bytes never make
+        // this process load an assembly (and run its initializers) before the allowed-types check below.
+        if (!Loaded.TryGetValue(name, out var type) && (type = untrusted ? LoadedOnly(name) : Type.GetType(name, throwOnError: false)) is not null)
+            Loaded[name] = type;
         if (type is null)
             throw new SerializationException($"A value of type '{name}' arrived as a {declared.FullName}, and this process cannot load that type. " +
                 "Both ends must run the same build (the type's assembly must be part of the application).");
