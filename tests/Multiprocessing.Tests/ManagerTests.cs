@@ -506,6 +506,178 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task A_managers_condition_hands_items_from_a_producer_process_to_waiting_consumer_processes()
+    {
+        await using var manager = await Manager.StartAsync();
+        var condition = manager.Condition();
+        var stock = manager.Value(0);
+        var taken = manager.List<int>();
+        // Three consumers wait on the condition for stock; one producer adds 6 items, notifying one waiter each.
+        var consumers = Enumerable.Range(0, 3).Select(id => new WorkerProcess(() =>
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                using (condition.Acquire())
+                {
+                    Assert.True(condition.WaitFor(() => stock.Value > 0, TimeSpan.FromSeconds(30)));
+                    stock.Value--;
+                    taken.Add(id);
+                }
+            }
+        })).ToList();
+        foreach (var c in consumers) c.Start();
+        var producer = new WorkerProcess(() =>
+        {
+            for (var i = 0; i < 6; i++)
+            {
+                Thread.Sleep(20);
+                using (condition.Acquire())
+                {
+                    stock.Value++;
+                    condition.Notify();
+                }
+            }
+        });
+        producer.Start();
+        foreach (var w in consumers.Append(producer)) TestSupport.JoinOrFail(w);
+        Assert.All(consumers.Append(producer), w => Assert.Equal(0, w.ExitCode));
+        Assert.Equal([0, 0, 1, 1, 2, 2], taken.Order());
+        Assert.Equal(0, stock.Value);
+
+        // Waiting without the lock is refused in the caller's terms; a timed wait ends holding the lock.
+        var refused = Assert.Throws<SynchronizationLockException>(() => condition.Wait(TimeSpan.FromMilliseconds(10)));
+        Assert.Contains("without holding its lock", refused.Message);
+        using (condition.Acquire())
+        {
+            Assert.False(condition.Wait(TimeSpan.FromMilliseconds(50)));
+            Assert.False(await condition.WaitAsync(TimeSpan.FromMilliseconds(50)));
+            condition.NotifyAll(); // held again after the waits: notifying is allowed
+        }
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        using (await condition.AcquireAsync())
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => condition.WaitAsync(cts.Token).AsTask());
+        Assert.True(condition.TryAcquire(TimeSpan.FromSeconds(5))); // the cancelled wait left the lock released by its scope
+        condition.Release();
+    }
+
+    [Fact]
+    public async Task A_managers_barrier_releases_its_parties_together_and_breaks_when_one_gives_up()
+    {
+        await using var manager = await Manager.StartAsync();
+        var barrier = manager.Barrier(3);
+        var indexes = manager.List<int>();
+        var after = manager.Value(0);
+        var parties = Enumerable.Range(0, 2).Select(_ => new WorkerProcess(() =>
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                indexes.Add(barrier.SignalAndWait());
+                after.Update(v => v + 1);
+            }
+        })).ToList();
+        foreach (var p in parties) p.Start();
+        for (var round = 0; round < 3; round++)
+        {
+            Assert.True(SpinWait.SpinUntil(() => barrier.ParticipantsWaiting == 2, TestSupport.Patience));
+            Assert.Equal(round * 2, after.Value); // nobody passed this round before the third party came
+            indexes.Add(await barrier.SignalAndWaitAsync());
+            Assert.True(SpinWait.SpinUntil(() => after.Value == (round + 1) * 2, TestSupport.Patience));
+        }
+        foreach (var p in parties) TestSupport.JoinOrFail(p);
+        Assert.All(parties, p => Assert.Equal(0, p.ExitCode));
+        Assert.Equal([0, 0, 0, 1, 1, 1, 2, 2, 2], indexes.Order());
+        Assert.Equal(3, barrier.Parties);
+
+        // A party that times out breaks the barrier for the one waiting, as in Python; Reset makes it usable again.
+        var waiter = new WorkerProcess(() => Assert.Throws<BrokenBarrierException>(() => barrier.SignalAndWait()));
+        waiter.Start();
+        Assert.True(SpinWait.SpinUntil(() => barrier.ParticipantsWaiting == 1, TestSupport.Patience));
+        Assert.False(barrier.SignalAndWait(TimeSpan.FromMilliseconds(100)));
+        TestSupport.JoinOrFail(waiter);
+        Assert.Equal(0, waiter.ExitCode);
+        Assert.True(barrier.IsBroken);
+        Assert.Throws<BrokenBarrierException>(() => barrier.SignalAndWait());
+        barrier.Reset();
+        Assert.False(barrier.IsBroken);
+
+        // A party whose process dies while waiting breaks it too, instead of leaving the others waiting for ever.
+        var doomed = new WorkerProcess(() => barrier.SignalAndWait());
+        doomed.Start();
+        Assert.True(SpinWait.SpinUntil(() => barrier.ParticipantsWaiting == 1, TestSupport.Patience));
+        doomed.Kill();
+        TestSupport.JoinOrFail(doomed);
+        Assert.True(SpinWait.SpinUntil(() => barrier.IsBroken, TestSupport.Patience));
+    }
+
+    [Fact]
+    public async Task A_managers_array_and_joinable_queue_work_across_processes()
+    {
+        await using var manager = await Manager.StartAsync();
+        var squares = manager.Array<long>(8);
+        var names = manager.Array(["a", "b", "c"]);
+        var jobs = manager.JoinableQueue<int>();
+        var workers = Enumerable.Range(0, 2).Select(_ => new WorkerProcess(() =>
+        {
+            while (true)
+            {
+                var i = jobs.Get();
+                if (i < 0) { jobs.TaskDone(); return; }
+                squares[i] = (long)i * i;
+                jobs.TaskDone();
+            }
+        })).ToList();
+        foreach (var w in workers) w.Start();
+        for (var i = 0; i < 8; i++) jobs.Put(i);
+        Assert.True(jobs.Join(TestSupport.Patience)); // every item marked done
+        Assert.Equal(0, jobs.UnfinishedTasks);
+        Assert.Equal([0L, 1, 4, 9, 16, 25, 36, 49], squares.ToArray());
+        jobs.Put(-1);
+        jobs.Put(-1);
+        await jobs.JoinAsync().AsTask().WaitAsync(TestSupport.Patience);
+        foreach (var w in workers) TestSupport.JoinOrFail(w);
+
+        Assert.Equal(8, squares.Length);
+        Assert.Equal(["a", "b", "c"], names);
+        names[1] = "B";
+        Assert.Equal("B", names[1]);
+        var outside = Assert.Throws<ArgumentOutOfRangeException>(() => squares[8]);
+        Assert.Contains("the manager's array has 8 items, 0 to 7", outside.Message);
+        var extra = Assert.Throws<InvalidOperationException>(() => jobs.TaskDone());
+        Assert.Contains("more times than items were put", extra.Message);
+        // The same name gives the same array to another client.
+        var shared = manager.Array<int>(2, "pair");
+        shared[0] = 5;
+        Assert.Equal(5, manager.Array<int>(2, "pair")[0]);
+    }
+
+    [Fact]
+    public async Task Code_written_against_IProcessCondition_and_IProcessBarrier_takes_either_kind()
+    {
+        await using var manager = await Manager.StartAsync();
+        using var localCondition = new ProcessCondition();
+        foreach (var c in new IProcessCondition[] { localCondition, manager.Condition() })
+        {
+            using (c.Acquire())
+            {
+                Assert.False(c.Wait(TimeSpan.FromMilliseconds(20)));
+                Assert.False(c.WaitFor(() => false, TimeSpan.FromMilliseconds(20)));
+                c.Notify();
+            }
+        }
+        using var localBarrier = new ProcessBarrier(1);
+        foreach (var b in new IProcessBarrier[] { localBarrier, manager.Barrier(1) })
+        {
+            Assert.Equal(0, b.SignalAndWait());
+            Assert.True(b.SignalAndWait(TimeSpan.FromSeconds(5)));
+            Assert.Equal(0, await b.SignalAndWaitAsync());
+            b.Abort();
+            Assert.True(b.IsBroken);
+            b.Reset();
+            Assert.False(b.IsBroken);
+        }
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();

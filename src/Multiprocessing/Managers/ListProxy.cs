@@ -29,20 +29,8 @@ public sealed class ListProxy<T> : IList<T>, IAttachableProxy<ListProxy<T>>
     /// <exception cref="ArgumentOutOfRangeException">The index is outside the list.</exception>
     public T this[int index]
     {
-        get
-        {
-            using var call = _client.Begin(_id, ManagerOp.ListGet);
-            call.Write(index);
-            var reply = call.Send();
-            return ManagerCall.ReadValue<T>(ref reply);
-        }
-        set
-        {
-            using var call = _client.Begin(_id, ManagerOp.ListSet);
-            call.Write(index);
-            call.WriteValue(value);
-            call.Send();
-        }
+        get => ListRequests.Get<T>(_client, _id, index);
+        set => ListRequests.Set(_client, _id, index, value);
     }
 
     /// <inheritdoc />
@@ -125,12 +113,5 @@ public sealed class ListProxy<T> : IList<T>, IAttachableProxy<ListProxy<T>>
     /// <inheritdoc />
     public override string ToString() => $"<ListProxy object {_id} at {_client.Endpoint}>";
 
-    private T[] Snapshot()
-    {
-        using var call = _client.Begin(_id, ManagerOp.ListItems);
-        var reply = call.Send();
-        var result = new T[reply.ReadArrayHeader()];
-        for (var i = 0; i < result.Length; i++) result[i] = ManagerCall.ReadValue<T>(ref reply);
-        return result;
-    }
+    private T[] Snapshot() => ListRequests.All<T>(_client, _id);
 }

@@ -194,6 +194,62 @@ public sealed class Manager : IAsyncDisposable, IManagerProxy
         return new(_client, Create(ServedKind.Queue, name, maxSize));
     }
 
+    /// <summary>A queue in the manager that counts unfinished items (Python's <c>manager.JoinableQueue(maxsize)</c>), as <see cref="JoinableProcessQueue{T}"/>.</summary>
+    /// <param name="maxSize">0 for unbounded; otherwise Put waits while this many items are queued.</param>
+    /// <param name="name">Optional: the same name returns the same queue to every client.</param>
+    public JoinableQueueProxy<T> JoinableQueue<T>(int maxSize = 0, string? name = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxSize);
+        return new(_client, Create(ServedKind.JoinableQueue, name, maxSize));
+    }
+
+    /// <summary>A condition variable in the manager over a lock of its own (Python's <c>manager.Condition()</c>): an <see cref="IProcessCondition"/>, as <see cref="ProcessCondition"/>.</summary>
+    /// <param name="name">Optional: the same name returns the same condition to every client.</param>
+    public ConditionProxy Condition(string? name = null) => new(_client, Create(ServedKind.Condition, name));
+
+    /// <summary>A barrier in the manager for <paramref name="parties"/> parties (Python's <c>manager.Barrier(parties)</c>): an <see cref="IProcessBarrier"/>, as <see cref="ProcessBarrier"/>.</summary>
+    /// <param name="parties">How many parties must arrive for all of them to pass.</param>
+    /// <param name="name">Optional: the same name returns the same barrier to every client (its parties are those of the first).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="parties"/> is less than 1.</exception>
+    public BarrierProxy Barrier(int parties, string? name = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(parties, 1);
+        return new(_client, Create(ServedKind.Barrier, name, parties));
+    }
+
+    /// <summary>An array of <paramref name="length"/> default values in the manager (Python's <c>manager.Array(typecode, [0] * n)</c>).</summary>
+    /// <param name="length">The number of items, fixed.</param>
+    /// <param name="name">Optional: the same name returns the same array to every client.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
+    public ArrayProxy<T> Array<T>(int length, string? name = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return Array(Enumerable.Repeat(default(T)!, length), name);
+    }
+
+    /// <summary>An array in the manager holding <paramref name="items"/> (Python's <c>manager.Array(typecode, sequence)</c>); its length is fixed.</summary>
+    /// <param name="items">The starting items (ignored when <paramref name="name"/> names an existing array).</param>
+    /// <param name="name">Optional: the same name returns the same array to every client.</param>
+    public ArrayProxy<T> Array<T>(IEnumerable<T> items, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        var values = items.ToArray();
+        var packed = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(packed);
+        writer.WriteArrayHeader(values.Length);
+        // Default values are alike: one serialization serves them all.
+        byte[]? last = null;
+        T? lastValue = default;
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (last is null || !EqualityComparer<T>.Default.Equals(values[i], lastValue)) (last, lastValue) = (ManagerSerialization.ToBytes(values[i]), values[i]);
+            writer.Write(last);
+        }
+        writer.Flush();
+        var id = Create(ServedKind.Array, name, packed.WrittenSpan.ToArray());
+        return new(_client, id, name is null ? values.Length : -1);
+    }
+
     /// <summary>
     /// Serves one instance of <typeparamref name="TImpl"/>, created in the manager, through a proxy
     /// implementing <typeparamref name="TService"/> (Python's <c>BaseManager.register</c>). Every call

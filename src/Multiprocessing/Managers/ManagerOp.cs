@@ -11,10 +11,12 @@ internal enum ManagerOp : byte
     ListCount = 30, ListGet, ListSet, ListInsert, ListRemoveAt, ListAdd, ListIndexOf, ListRemove, ListClear, ListItems,
     ValueGet = 50, ValueSet, ValueUpdate,
     LockAcquire = 60, LockRelease,
-    QueuePut = 70, QueueGet, QueueCount,
+    QueuePut = 70, QueueGet, QueueCount, QueueTaskDone, QueueJoin, QueueUnfinished,
     ServiceCall = 80,
     CacheGet = 90, CachePut,
     EventSet = 100, EventClear, EventIsSet, EventWait,
     SemaphoreAcquire = 110, SemaphoreRelease, SemaphoreCount,
     RLockAcquire = 120, RLockRelease,
+    ConditionAcquire = 130, ConditionRelease, ConditionWait, ConditionWithdraw, ConditionNotify,
+    BarrierWait = 140, BarrierGiveUp, BarrierAbort, BarrierReset, BarrierState,
 }

@@ -257,7 +257,11 @@ internal sealed class ManagerServer : IDisposable
             ServedKind.RLock => () => new ServedRLock(),
             ServedKind.Semaphore => SemaphoreFactory(ref reader),
             ServedKind.Value => ValueFactory(ref reader),
-            ServedKind.Queue => QueueFactory(ref reader),
+            ServedKind.Queue => QueueFactory(ref reader, joinable: false),
+            ServedKind.JoinableQueue => QueueFactory(ref reader, joinable: true),
+            ServedKind.Condition => () => new ServedCondition(),
+            ServedKind.Barrier => BarrierFactory(ref reader),
+            ServedKind.Array => ArrayFactory(ref reader),
             ServedKind.Cache => CacheFactory(ref reader),
             ServedKind.Service => ServiceFactory(ref reader),
             _ => throw new ManagerProtocolException($"unknown object kind {(byte)kind}"),
@@ -297,10 +301,23 @@ internal sealed class ManagerServer : IDisposable
         return () => new ServedSemaphore(initial, maximum);
     }
 
-    private static Func<ServedObject> QueueFactory(ref MessagePackReader reader)
+    private static Func<ServedObject> QueueFactory(ref MessagePackReader reader, bool joinable)
     {
         var max = reader.ReadInt32();
-        return () => new ServedQueue(max);
+        return () => new ServedQueue(max, joinable);
+    }
+
+    private static Func<ServedObject> BarrierFactory(ref MessagePackReader reader)
+    {
+        var parties = reader.ReadInt32();
+        if (parties < 1) throw new ArgumentOutOfRangeException(nameof(parties), parties, "A barrier needs at least 1 party.");
+        return () => new ServedBarrier(parties);
+    }
+
+    private static Func<ServedObject> ArrayFactory(ref MessagePackReader reader)
+    {
+        var items = ServedArray.ReadItems(reader.ReadBytes()?.ToArray() ?? throw new ManagerProtocolException("an array needs its items"));
+        return () => new ServedArray(items);
     }
 
     private static Func<ServedObject> CacheFactory(ref MessagePackReader reader)

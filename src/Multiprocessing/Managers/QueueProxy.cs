@@ -6,10 +6,10 @@ namespace Multiprocessing;
 /// request per item) but reachable from any process that can reach the manager, remote ones too.
 /// </summary>
 /// <typeparam name="T">The item type; serializable.</typeparam>
-public sealed class QueueProxy<T> : IAttachableProxy<QueueProxy<T>>
+public class QueueProxy<T> : IAttachableProxy<QueueProxy<T>>
 {
-    private readonly ManagerClient _client;
-    private readonly long _id;
+    private protected readonly ManagerClient _client;
+    private protected readonly long _id;
 
     internal QueueProxy(ManagerClient client, long id)
     {

@@ -7,7 +7,7 @@ namespace Multiprocessing;
 /// <see cref="BrokenBarrierException"/> until <see cref="Reset"/>. Python's algorithm (filling, draining,
 /// resetting, broken) over a futex mutex and condition in one shared block.
 /// </summary>
-public sealed unsafe class ProcessBarrier : IDisposable
+public sealed unsafe class ProcessBarrier : IProcessBarrier, IDisposable
 {
     private const int Filling = 0, Draining = 1, Resetting = -1, Broken = -2;
     internal readonly SyncBlock Block;

@@ -6,7 +6,7 @@ namespace Multiprocessing;
 /// (<see cref="Acquire"/>) to <see cref="Wait()"/> or <see cref="Notify"/>. As everywhere, a waiter may
 /// wake without a notification: wait in a loop on your predicate, or use <see cref="WaitFor"/>.
 /// </summary>
-public sealed unsafe class ProcessCondition : IDisposable
+public sealed unsafe class ProcessCondition : IProcessCondition, IDisposable
 {
     internal readonly SyncBlock Block;
     private readonly bool _ownsLock;
