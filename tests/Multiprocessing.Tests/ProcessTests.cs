@@ -376,4 +376,44 @@ public class ProcessTests
         TestSupport.JoinOrFail(parent);
         Assert.True(TestSupport.Eventually(() => !TestSupport.ProcessExists(grandchild), TimeSpan.FromSeconds(3)), $"grandchild {grandchild} outlived its parent");
     }
+
+    [Fact]
+    public void At_its_parents_normal_exit_a_non_daemon_child_is_waited_for_and_a_daemon_child_is_ended()
+    {
+        using var items = new ProcessQueue<int>();
+        var path = TestSupport.TempFile();
+        // The "program" is itself a worker: its target returns while its children run, as a Main that returns would.
+        var program = new WorkerProcess(() =>
+        {
+            var writer = new WorkerProcess(() =>
+            {
+                for (var i = 1; i <= 5; i++)
+                {
+                    Thread.Sleep(100);
+                    items.Put(i);
+                }
+            });
+            Assert.False(writer.Daemon); // Python's default
+            writer.Start();
+            var daemon = new WorkerProcess(() =>
+            {
+                Thread.Sleep(600_000);
+                items.Put(-1);
+            }) { Daemon = true };
+            daemon.Start();
+            Assert.Throws<InvalidOperationException>(() => daemon.Daemon = false);
+            File.WriteAllText(path, daemon.Pid.ToString());
+        });
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        program.Start();
+        TestSupport.JoinOrFail(program);
+        Assert.Equal(0, program.ExitCode);
+        Assert.InRange(started.Elapsed, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(30)); // waited for the writer, not for the daemon's 10 minutes
+        var got = new List<int>();
+        while (items.TryGet(out var item, TimeSpan.FromMilliseconds(500))) got.Add(item);
+        Assert.Equal([1, 2, 3, 4, 5], got); // the last item arrived: the writer finished before its parent exited
+        var daemonPid = int.Parse(File.ReadAllText(path));
+        File.Delete(path);
+        Assert.True(TestSupport.Eventually(() => !TestSupport.ProcessExists(daemonPid), TimeSpan.FromSeconds(10)), $"daemon child {daemonPid} outlived its parent's exit");
+    }
 }

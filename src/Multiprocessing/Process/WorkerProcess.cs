@@ -16,6 +16,7 @@ public sealed class WorkerProcess
     private static int _counter;
     // The children this process started: process-global by nature, like Python's active_children().
     private static readonly ConcurrentDictionary<WorkerProcess, byte> Children = new();
+    private static int _exitHandlerAdded;
 
     private readonly Delegate? _target;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -24,6 +25,7 @@ public sealed class WorkerProcess
     private int _started;
     private volatile bool _stoppedByParent;
     private int _pid;
+    private bool _daemon;
 
     /// <summary>Creates a process that will run <paramref name="target"/> once started.</summary>
     /// <exception cref="ArgumentNullException"><paramref name="target"/> is null.</exception>
@@ -118,6 +120,24 @@ public sealed class WorkerProcess
         }
     }
 
+    /// <summary>
+    /// What happens to this process when the program that started it exits normally (its <c>Main</c> returns, or it
+    /// calls <c>Environment.Exit</c>), with Python's meaning: a non-daemon process (the default, as in Python) is waited
+    /// for, so the program's exit waits until it finishes; a daemon process is ended (SIGTERM, then SIGKILL after 5
+    /// seconds). When the program dies instead (killed, an unhandled exception, a crash), every child dies with it,
+    /// daemon or not, so no worker outlives a dead parent. Set it before <see cref="Start"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set after <see cref="Start"/>.</exception>
+    public bool Daemon
+    {
+        get => _daemon;
+        set
+        {
+            if (Volatile.Read(ref _started) == 1) throw new InvalidOperationException($"'{Name}' was already started; set Daemon before Start(), as in Python.");
+            _daemon = value;
+        }
+    }
+
     /// <summary>A name for logs and messages; defaults to "WorkerProcess-N".</summary>
     public string Name { get; set; }
 
@@ -194,6 +214,7 @@ public sealed class WorkerProcess
         }
         _pid = _child.Pid;
         Children[this] = 0;
+        if (Interlocked.Exchange(ref _exitHandlerAdded, 1) == 0) AppDomain.CurrentDomain.ProcessExit += (_, _) => SettleChildrenAtExit();
         var child = _child;
         // Watch first: if the send below fails, the watcher still sees the end and completes Join.
         new Thread(() => Watch(child)) { IsBackground = true, Name = $"Multiprocessing {Name} watcher" }.Start();
@@ -231,6 +252,25 @@ public sealed class WorkerProcess
 
     /// <inheritdoc />
     public override string ToString() => $"<WorkerProcess name='{Name}' pid={Pid} {(ExitCode is int c ? "exitcode=" + c : IsAlive ? "started" : "initial")}>";
+
+    /// <summary>
+    /// At this process's normal exit, as Python's: daemon children are ended, the others waited for. (A parent that dies
+    /// instead takes every child with it, through the parent-death signal each worker sets.)
+    /// </summary>
+    private static void SettleChildrenAtExit()
+    {
+        var alive = Children.Keys.Where(p => p.IsAlive).ToList();
+        foreach (var child in alive.Where(p => p.Daemon)) child.Terminate();
+        foreach (var child in alive)
+        {
+            if (!child.Daemon) child._exited.Task.Wait();
+            else if (!child._exited.Task.Wait(TimeSpan.FromSeconds(5)))
+            {
+                child.Kill();
+                child._exited.Task.Wait(TimeSpan.FromSeconds(5));
+            }
+        }
+    }
 
     private void Stop(int signal)
     {
