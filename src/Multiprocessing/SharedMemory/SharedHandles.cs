@@ -14,6 +14,7 @@ internal static class SharedHandles
     public static object? FormatterFor(Type type)
     {
         if (type == typeof(SharedMemory)) return new NamedFormatter<SharedMemory>(m => m.Name, SharedMemory.Attach);
+        if (type == typeof(ShareableList)) return new NamedFormatter<ShareableList>(l => l.Name, ShareableList.Attach);
         if (type == typeof(ProcessLock)) return new NamedFormatter<ProcessLock>(l => l.Name, n => new ProcessLock(SyncBlock.Attach(n)));
         if (type == typeof(ProcessRLock)) return new NamedFormatter<ProcessRLock>(l => l.Name, n => new ProcessRLock(SyncBlock.Attach(n)));
         if (type == typeof(ProcessSemaphore)) return new NamedFormatter<ProcessSemaphore>(s => s.Name, n => new ProcessSemaphore(SyncBlock.Attach(n)));

@@ -1,13 +1,14 @@
 namespace Multiprocessing;
 
 /// <summary>
-/// A scope for shared memory, as Python's <c>SharedMemoryManager</c>: every block, array and value made through it
+/// A scope for shared memory, as Python's <c>SharedMemoryManager</c>: every block, array, value and list made through it
 /// is released and unlinked when it is disposed, so nothing outlives the <c>using</c> that made it (a process killed
 /// before that is covered by the resource tracker, which unlinks its blocks too).
 /// <code>
 /// using var smm = new SharedMemoryManager();
 /// var block = smm.SharedMemory(128);
 /// var numbers = smm.Array&lt;double&gt;(1_000);
+/// var list = smm.ShareableList([1, 2.5, "text"]);
 /// </code>
 /// </summary>
 public sealed class SharedMemoryManager : IDisposable
@@ -28,7 +29,15 @@ public sealed class SharedMemoryManager : IDisposable
     /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
     public SharedValue<T> Value<T>(T initial = default) where T : unmanaged => Keep(SharedValue<T>.Create(initial));
 
-    /// <summary>How many blocks, arrays and values it holds.</summary>
+    /// <summary>
+    /// A new list holding <paramref name="items"/> in CPython's layout (Python: <c>smm.ShareableList(sequence)</c>);
+    /// see the <c>ShareableList</c> class for the item types.
+    /// </summary>
+    /// <exception cref="ArgumentException">An item is of a type a ShareableList cannot hold.</exception>
+    /// <exception cref="ObjectDisposedException">The manager was disposed.</exception>
+    public ShareableList ShareableList(IEnumerable<object?> items) => Keep(Multiprocessing.ShareableList.Create(items));
+
+    /// <summary>How many blocks, arrays, values and lists it holds.</summary>
     public int Count
     {
         get
