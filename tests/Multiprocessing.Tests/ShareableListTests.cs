@@ -12,13 +12,13 @@ public class ShareableListTests
     {
         using var list = ShareableList.Create([42, 2.5, "hello", "12345678", "", new byte[] { (byte)'a', (byte)'b' }, true, null, -7L]);
         Assert.Equal("qd8s16s8s8sxxxxxxx?xxxxxx?xq", list.Format);
-        var python = RunPython("""
+        var python = CPython.Run("""
             from multiprocessing import shared_memory
             sl = shared_memory.ShareableList([42, 2.5, "hello", "12345678", "", b"ab", True, None, -7])
             print(sl.shm.size, bytes(sl.shm.buf).hex(), sl.format)
             sl.shm.close()
             sl.shm.unlink()
-            """);
+            """, stdin: null);
         Assert.Equal($"{list.Shm.Size} {Convert.ToHexString(list.Shm.Span).ToLowerInvariant()} {list.Format}", python.Trim());
     }
 
@@ -33,7 +33,7 @@ public class ShareableListTests
         Assert.Equal(16, list.GetSlotSize(2));
         var repr = list.ToString();
 
-        var output = RunPython("""
+        var output = CPython.Run("""
             import sys
             from multiprocessing import shared_memory, resource_tracker
             sl = shared_memory.ShareableList(name=sys.argv[1])
@@ -52,7 +52,7 @@ public class ShareableListTests
                 print(e)
             print(sl.format)
             sl.shm.close()
-            """, list.Name);
+            """, stdin: null, list.Name);
         var lines = output.Trim().Split('\n');
         Assert.Equal([repr, "qd16s8sxxxxxxx?xxxxxx?x", "bytes/str item exceeds available storage", "dd16s8sxxxxxx?xq"], lines);
 
@@ -67,14 +67,14 @@ public class ShareableListTests
         list[0] = "abc";                // a number slot takes a string of up to 8 bytes
         list[2] = "na\u00efve \u2615";  // back to the full 10 bytes
         list[^1] = false;
-        var again = RunPython("""
+        var again = CPython.Run("""
             import sys
             from multiprocessing import shared_memory, resource_tracker
             sl = shared_memory.ShareableList(name=sys.argv[1])
             resource_tracker.unregister(sl.shm._name, "shared_memory")
             print(ascii(list(sl)), sl.format, len(sl))
             sl.shm.close()
-            """, list.Name);
+            """, stdin: null, list.Name);
         Assert.Equal("['abc', 2.5, 'na\\xefve \\u2615', b'xy', None, False] 8sd16s8sxxxxxx?xxxxxxxx? 6", again.Trim());
         Assert.True(Exists(list.Name), "Python's exit must not have unlinked the block");
     }
@@ -82,8 +82,7 @@ public class ShareableListTests
     [Fact]
     public async Task A_list_made_by_CPython_is_read_and_changed_here()
     {
-        Assert.True(PythonAvailable(), NoPython);
-        using var python = Process.Start(PythonStart("""
+        using var python = Process.Start(CPython.Start("""
             import sys
             from multiprocessing import shared_memory
             sl = shared_memory.ShareableList([7, 1.5, "hello world", b"\x01\x02", False, None, "x" * 20])
@@ -257,46 +256,5 @@ public class ShareableListTests
             Assert.True(Exists(name));
         }
         Assert.False(Exists(name), "the manager's Dispose unlinks its lists");
-    }
-
-    private const string NoPython = "python3 is not on PATH: the CPython compatibility tests need it (apt-get install python3).";
-    private static readonly Encoding Utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
-
-    private static bool PythonAvailable() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "python3")));
-
-    private static ProcessStartInfo PythonStart(string script, params string[] args)
-    {
-        var psi = new ProcessStartInfo("python3")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            StandardOutputEncoding = Utf8,
-            StandardErrorEncoding = Utf8,
-        };
-        psi.Environment["PYTHONIOENCODING"] = "utf-8";
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(script);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
-
-    private static string RunPython(string script, params string[] args)
-    {
-        Assert.True(PythonAvailable(), NoPython);
-        using var python = Process.Start(PythonStart(script, args))!;
-        python.StandardInput.Close();
-        var stdout = python.StandardOutput.ReadToEndAsync();
-        var stderr = python.StandardError.ReadToEndAsync();
-        if (!python.WaitForExit(TestSupport.Patience))
-        {
-            python.Kill();
-            Assert.Fail("python did not exit within the patience");
-        }
-        python.WaitForExit();
-        Assert.True(python.ExitCode == 0, $"python failed ({python.ExitCode}): {stderr.GetAwaiter().GetResult()}");
-        return stdout.GetAwaiter().GetResult();
     }
 }

@@ -145,14 +145,13 @@ public class SharedMemoryTests
         Assert.True(TestSupport.Eventually(() => !Exists(leaked), TimeSpan.FromSeconds(5)), $"{leaked} outlived its owner's normal exit");
     }
 
-    private const string NoPython = "python3 is not on PATH: the CPython compatibility test needs it (apt-get install python3).";
 
     [Fact]
     public void A_block_made_here_is_read_and_written_by_CPython()
     {
         using var shm = SharedMemory.Create(4096);
         shm.Span[..5].Fill(0xAB);
-        var output = RunPython("""
+        var output = CPython.Run("""
             import sys
             from multiprocessing import shared_memory, resource_tracker
             shm = shared_memory.SharedMemory(name=sys.argv[1])
@@ -160,7 +159,7 @@ public class SharedMemoryTests
             print(shm.size, bytes(shm.buf[:5]).hex())
             shm.buf[5:10] = b"hello"
             shm.close()
-            """, shm.Name, stdin: null);
+            """, stdin: null, shm.Name);
         Assert.Equal("4096 ababababab", output.Trim());
         Assert.Equal("hello", System.Text.Encoding.ASCII.GetString(shm.Span[5..10]));
     }
@@ -168,8 +167,7 @@ public class SharedMemoryTests
     [Fact]
     public async Task A_block_made_by_CPython_attaches_here_by_name()
     {
-        Assert.True(PythonAvailable(), NoPython);
-        var psi = PythonStart("""
+        var psi = CPython.Start("""
             import sys
             from multiprocessing import shared_memory
             shm = shared_memory.SharedMemory(create=True, size=1000)
@@ -209,42 +207,6 @@ public class SharedMemoryTests
         {
             if (!python.HasExited) python.Kill();
         }
-    }
-
-    private static bool PythonAvailable() =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, "python3")));
-
-    private static ProcessStartInfo PythonStart(string script, params string[] args)
-    {
-        var psi = new ProcessStartInfo("python3")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(script);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
-
-    private static string RunPython(string script, string arg, string? stdin)
-    {
-        Assert.True(PythonAvailable(), NoPython);
-        using var python = Process.Start(PythonStart(script, arg))!;
-        if (stdin is not null) python.StandardInput.Write(stdin);
-        python.StandardInput.Close();
-        var stdout = python.StandardOutput.ReadToEndAsync();
-        var stderr = python.StandardError.ReadToEndAsync();
-        if (!python.WaitForExit(TestSupport.Patience))
-        {
-            python.Kill();
-            Assert.Fail("python did not exit within the patience");
-        }
-        python.WaitForExit();
-        Assert.True(python.ExitCode == 0, $"python failed ({python.ExitCode}): {stderr.GetAwaiter().GetResult()}");
-        return stdout.GetAwaiter().GetResult();
     }
 
     [Fact]

@@ -269,7 +269,7 @@ public sealed class ShareableList : IReadOnlyList<object?>, IDisposable
     /// <exception cref="ObjectDisposedException">This handle was disposed.</exception>
     public int IndexOf(object? value)
     {
-        var wanted = Comparable(value);
+        var wanted = Widened(value);
         for (var i = 0; i < Count; i++)
             if (PythonEquals(wanted, Read(i))) return i;
         return -1;
@@ -279,7 +279,7 @@ public sealed class ShareableList : IReadOnlyList<object?>, IDisposable
     /// <exception cref="ObjectDisposedException">This handle was disposed.</exception>
     public int CountOf(object? value)
     {
-        var wanted = Comparable(value);
+        var wanted = Widened(value);
         var found = 0;
         for (var i = 0; i < Count; i++)
             if (PythonEquals(wanted, Read(i))) found++;
@@ -496,11 +496,26 @@ public sealed class ShareableList : IReadOnlyList<object?>, IDisposable
     };
 
     /// <summary>The value as the list stores it (integers as long, float as double), or an exception in the user's terms.</summary>
-    private static object? Normalize(object? value, string what, string parameter) => value switch
+    private static object? Normalize(object? value, string what, string parameter)
     {
-        null => null,
-        long or double or bool or string => value,
-        byte[] bytes => bytes,
+        var widened = Widened(value);
+        return widened switch
+        {
+            null => null,
+            long or double or bool or string or byte[] => widened,
+            ulong number => throw new ArgumentOutOfRangeException(parameter, number,
+                $"{what} is {number}, beyond what a ShareableList integer holds (a 64-bit signed integer, Python's struct format 'q'). Store it as a string or a double."),
+            _ => throw new ArgumentException(
+                $"{what} is a {value!.GetType()}, which a ShareableList cannot hold. It holds what CPython's does: long (Python int; int and the other " +
+                "integer types are widened), double (float), bool, string (str), byte[] (bytes) and null (None). Convert it first, e.g. a DateTime " +
+                "to its ISO 8601 string (ToString(\"o\")) or its Ticks, a char to a string, a decimal to a double or a string.",
+                parameter),
+        };
+    }
+
+    /// <summary>Integers widened to long (a ulong only when it fits) and float to double, as the list stores and compares them; anything else as is.</summary>
+    private static object? Widened(object? value) => value switch
+    {
         int number => (long)number,
         short number => (long)number,
         sbyte number => (long)number,
@@ -508,14 +523,8 @@ public sealed class ShareableList : IReadOnlyList<object?>, IDisposable
         ushort number => (long)number,
         uint number => (long)number,
         ulong number when number <= (ulong)long.MaxValue => (long)number,
-        ulong number => throw new ArgumentOutOfRangeException(parameter, number,
-            $"{what} is {number}, beyond what a ShareableList integer holds (a 64-bit signed integer, Python's struct format 'q'). Store it as a string or a double."),
         float number => (double)number,
-        _ => throw new ArgumentException(
-            $"{what} is a {value!.GetType()}, which a ShareableList cannot hold. It holds what CPython's does: long (Python int; int and the other " +
-            "integer types are widened), double (float), bool, string (str), byte[] (bytes) and null (None). Convert it first, e.g. a DateTime " +
-            "to its ISO 8601 string (ToString(\"o\")) or its Ticks, a char to a string, a decimal to a double or a string.",
-            parameter),
+        _ => value,
     };
 
     private static byte[]? Encode(object? item, string what, string parameter)
@@ -571,19 +580,6 @@ public sealed class ShareableList : IReadOnlyList<object?>, IDisposable
     }
 
     // ---- Python's equality (count, index) ----
-
-    private static object? Comparable(object? value) => value switch
-    {
-        int number => (long)number,
-        short number => (long)number,
-        sbyte number => (long)number,
-        byte number => (long)number,
-        ushort number => (long)number,
-        uint number => (long)number,
-        ulong number when number <= (ulong)long.MaxValue => (long)number,
-        float number => (double)number,
-        _ => value,
-    };
 
     private static bool PythonEquals(object? a, object? b)
     {
