@@ -12,6 +12,8 @@ public class ExampleTests
         { "Tour", "Tour complete.", true, "" },
         // 24 images of 96x96: small, so the test is quick; the program checks its output against a sequential run.
         { "ImagePipeline", "before/after of image 0", false, "24 96 96 2" },
+        // A listener and clients that are separate programs (this one started again), a wait over them, a wrong key refused.
+        { "Connections", "Connections complete.", false, "" },
     };
 
     [Theory]

@@ -13,17 +13,50 @@ namespace Multiprocessing;
 /// server -> client: HMAC-SHA256(key, "server" + clientNonce + serverNonce)(32)
 /// </code>
 /// The client proves it has the key, then the server proves it has it too. Fresh nonces on both
-/// sides make a recorded exchange useless for a replay.
+/// sides make a recorded exchange useless for a replay. The same challenge opens a <see cref="Listener{T}"/>'s
+/// connections, with a greeting of its own (<see cref="Realm.Listener"/>), so neither kind of client mistakes
+/// the other kind of server for its own.
 /// </summary>
 internal static class ManagerAuth
 {
     private const int NonceLength = 32;
     private const int MacLength = 32;
-    private static readonly byte[] Magic = "MPMGR\u0001\0\0"u8.ToArray();
-    // Sent instead of the greeting when every authenticated slot is taken: the client hears why, not a bare close.
-    private static readonly byte[] FullMagic = "MPMGR\u0001FL"u8.ToArray();
     private static readonly byte[] ClientLabel = "client"u8.ToArray();
     private static readonly byte[] ServerLabel = "server"u8.ToArray();
+
+    /// <summary>Who serves the challenge: the greeting a client expects, and how errors name the serving side.</summary>
+    internal sealed class Realm
+    {
+        /// <summary>A manager's server (<see cref="ManagerServer"/>).</summary>
+        public static readonly Realm Manager = new(
+            "MPMGR\u0001\0\0"u8.ToArray(), "MPMGR\u0001FL"u8.ToArray(), "manager",
+            "Use the same key the manager was started or served with (Manager.AuthKey on the serving side).");
+
+        /// <summary>A <see cref="Multiprocessing.Listener{T}"/>, reached by <see cref="Multiprocessing.Connection.Connect{T}(string, byte[], ConnectOptions)"/>.</summary>
+        public static readonly Realm Listener = new(
+            "MPCON\u0001\0\0"u8.ToArray(), "MPCON\u0001FL"u8.ToArray(), "listener",
+            "Use the key the listener was made with (the authKey given to new Listener<T>(...) on the other side).");
+
+        private Realm(byte[] magic, byte[] fullMagic, string noun, string keyAdvice)
+        {
+            Magic = magic;
+            FullMagic = fullMagic;
+            Noun = noun;
+            KeyAdvice = keyAdvice;
+        }
+
+        /// <summary>The server's greeting, before its nonce.</summary>
+        public byte[] Magic { get; }
+
+        /// <summary>Sent instead of the greeting when every authenticated slot is taken: the client hears why, not a bare close.</summary>
+        public byte[] FullMagic { get; }
+
+        /// <summary>The serving side in messages: "manager", "listener".</summary>
+        public string Noun { get; }
+
+        /// <summary>What to do about a refused key.</summary>
+        public string KeyAdvice { get; }
+    }
 
     /// <summary>The length of the client's answer to the challenge.</summary>
     public const int ClientMessageLength = NonceLength + MacLength + 16;
@@ -34,7 +67,7 @@ internal static class ManagerAuth
         try
         {
             socket.Blocking = false; // 40 bytes into an empty send buffer; a peer that does not read costs nothing
-            socket.Send([.. FullMagic, .. new byte[NonceLength]]);
+            socket.Send([.. Realm.Manager.FullMagic, .. new byte[NonceLength]]);
         }
         catch (SocketException) { }
     }
@@ -44,10 +77,13 @@ internal static class ManagerAuth
     /// runs once the client has proved it has the key and before the server's proof is sent: when it returns false
     /// (every slot is taken), the client is told so in the proof's place and null is returned.
     /// </summary>
-    public static Guid? Server(WireConnection connection, byte[] key, Func<bool> admit)
+    public static Guid? Server(WireConnection connection, byte[] key, Func<bool> admit) => Server(connection.Channel, key, admit, Realm.Manager);
+
+    /// <summary>As <see cref="Server(WireConnection, byte[], Func{bool})"/>, on a bare channel, for <paramref name="realm"/>.</summary>
+    public static Guid? Server(FrameChannel connection, byte[] key, Func<bool> admit, Realm realm)
     {
         var serverNonce = RandomNumberGenerator.GetBytes(NonceLength);
-        connection.Send([.. Magic, .. serverNonce]);
+        connection.Send([.. realm.Magic, .. serverNonce]);
         if (!connection.TryReadExactly(ClientMessageLength, out var answer)) return null;
         var clientNonce = answer.Span[..NonceLength].ToArray();
         var expected = Mac(key, ClientLabel, serverNonce, clientNonce);
@@ -66,22 +102,25 @@ internal static class ManagerAuth
     private static readonly byte[] FullProof = [.. "MPMGR full: MaxConnections"u8, .. new byte[MacLength - 26]];
 
     /// <summary>Runs the client's side; throws <see cref="AuthenticationException"/> when either side lacks the key.</summary>
-    public static void Client(WireConnection connection, byte[] key, Guid session, string endpoint)
+    public static void Client(WireConnection connection, byte[] key, Guid session, string endpoint) => Client(connection.Channel, key, session, endpoint, Realm.Manager);
+
+    /// <summary>As <see cref="Client(WireConnection, byte[], Guid, string)"/>, on a bare channel, towards <paramref name="realm"/>.</summary>
+    public static void Client(FrameChannel connection, byte[] key, Guid session, string endpoint, Realm realm)
     {
-        if (!connection.TryReadExactly(Magic.Length + NonceLength, out var hello))
-            throw new AuthenticationException($"The peer at {endpoint} closed the connection before greeting: it is not a Multiprocessing manager, or it is stopping.");
-        if (hello.Span[..FullMagic.Length].SequenceEqual(FullMagic)) throw Full(endpoint);
-        if (!hello.Span[..Magic.Length].SequenceEqual(Magic))
-            throw new AuthenticationException($"The peer at {endpoint} is not a Multiprocessing manager (no manager greeting).");
-        var serverNonce = hello.Span[Magic.Length..].ToArray();
+        var noun = realm.Noun;
+        if (!connection.TryReadExactly(realm.Magic.Length + NonceLength, out var hello))
+            throw new AuthenticationException($"The peer at {endpoint} closed the connection before greeting: it is not a Multiprocessing {noun}, or it is stopping.");
+        if (hello.Span[..realm.FullMagic.Length].SequenceEqual(realm.FullMagic)) throw Full(endpoint);
+        if (!hello.Span[..realm.Magic.Length].SequenceEqual(realm.Magic))
+            throw new AuthenticationException($"The peer at {endpoint} is not a Multiprocessing {noun} (no {noun} greeting).");
+        var serverNonce = hello.Span[realm.Magic.Length..].ToArray();
         var clientNonce = RandomNumberGenerator.GetBytes(NonceLength);
         connection.Send([.. clientNonce, .. Mac(key, ClientLabel, serverNonce, clientNonce), .. session.ToByteArray()]);
         if (!connection.TryReadExactly(MacLength, out var proof))
-            throw new AuthenticationException(
-                $"The manager at {endpoint} refused the auth key. Use the same key the manager was started or served with (Manager.AuthKey on the serving side).");
+            throw new AuthenticationException($"The {noun} at {endpoint} refused the auth key. {realm.KeyAdvice}");
         if (proof.Span.SequenceEqual(FullProof)) throw Full(endpoint);
         if (!CryptographicOperations.FixedTimeEquals(Mac(key, ServerLabel, clientNonce, serverNonce), proof.Span))
-            throw new AuthenticationException($"The manager at {endpoint} could not prove it knows the auth key; refusing to talk to it.");
+            throw new AuthenticationException($"The {noun} at {endpoint} could not prove it knows the auth key; refusing to talk to it.");
     }
 
     private static MultiprocessingException Full(string endpoint) => new(

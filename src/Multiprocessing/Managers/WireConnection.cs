@@ -16,6 +16,9 @@ internal sealed class WireConnection(Socket socket) : IDisposable
 
     public Socket Socket => _channel.Socket;
 
+    /// <summary>The framing underneath (the auth challenge runs on it).</summary>
+    public FrameChannel Channel => _channel;
+
     /// <summary>How long a read polls before it sleeps (see <see cref="FrameChannel.SpinTicks"/>).</summary>
     public long SpinTicks
     {

@@ -412,6 +412,8 @@ internal static class Spawner
         private const string FolderPrefix = "multiprocessing-";
         // A manager's socket folder: multiprocessing-manager-<pid>-<random> (see Manager.StartAsync).
         private const string ManagerFolderInfix = "manager-";
+        // A listener's socket folder: multiprocessing-listener-<pid>-<random> (see ConnectionAddress.PrivateFolder).
+        private const string ListenerFolderInfix = "listener-";
 
         /// <summary>
         /// A parent killed with SIGKILL cannot delete its socket folder; the next parent to start
@@ -425,6 +427,7 @@ internal static class Spawner
                 {
                     var rest = System.IO.Path.GetFileName(folder)[FolderPrefix.Length..];
                     if (rest.StartsWith(ManagerFolderInfix, StringComparison.Ordinal)) rest = rest[ManagerFolderInfix.Length..];
+                    else if (rest.StartsWith(ListenerFolderInfix, StringComparison.Ordinal)) rest = rest[ListenerFolderInfix.Length..];
                     var dash = rest.IndexOf('-');
                     if (dash <= 0 || !int.TryParse(rest.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
                     if (pid == Environment.ProcessId || Platform.Current.ProcessExists(pid)) continue;

@@ -10,8 +10,9 @@ namespace Multiprocessing;
 /// An exception the target throws is rebuilt in <see cref="Exception"/> and the exit code is 1;
 /// a crash (stack overflow, access violation, <c>Environment.FailFast</c>, a kill) leaves a
 /// <see cref="WorkerCrashedException"/> with the exit code, the signal and the child's last stderr lines.
+/// <see cref="Connection.Wait"/> waits on processes (Python's <c>sentinel</c>) together with connections and queues.
 /// </summary>
-public sealed class WorkerProcess
+public sealed class WorkerProcess : IWaitable
 {
     private static int _counter;
     // The children this process started: process-global by nature, like Python's active_children().
@@ -242,6 +243,25 @@ public sealed class WorkerProcess
     {
         EnsureStarted();
         return _exited.Task.WaitAsync(cancellationToken);
+    }
+
+    // For Connection.Wait (Python's sentinel): ready once exited. Current and Parent were not started here: their exit is polled.
+    bool IWaitable.IsReady
+    {
+        get
+        {
+            if (_target is null) return !IsAlive;
+            EnsureStarted();
+            return _exited.Task.IsCompleted;
+        }
+    }
+
+    Task IWaitable.WhenReadyAsync(CancellationToken cancellationToken) =>
+        _target is null ? PollExitAsync(cancellationToken) : _exited.Task.WaitAsync(cancellationToken);
+
+    private async Task PollExitAsync(CancellationToken cancellationToken)
+    {
+        while (IsAlive) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Asks the process to stop (SIGTERM). Its <see cref="ExitCode"/> becomes -15.</summary>

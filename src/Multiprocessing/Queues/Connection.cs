@@ -1,39 +1,49 @@
 namespace Multiprocessing;
 
 /// <summary>
-/// One end of a <see cref="Pipe"/>, like Python's <c>multiprocessing.connection.Connection</c>: <see cref="Send"/> on one
-/// end, <see cref="Receive"/> on the other, in order. Each direction is a ring in shared memory with one writer and one
-/// reader. An end captured by a worker lambda or passed as an argument arrives attached to the same pipe.
+/// One end of a connection, like Python's <c>multiprocessing.connection.Connection</c>: <see cref="Send"/> on one
+/// end, <see cref="Receive"/> on the other, in order. The ends of a <see cref="Pipe"/> are rings in shared memory
+/// (one per direction, one writer and one reader each), and an end captured by a worker lambda or passed as an
+/// argument arrives attached to the same pipe. A connection made by a <see cref="Listener{T}"/> or
+/// <see cref="Connection.Connect{T}(string, byte[], ConnectOptions)"/> is an authenticated socket between processes
+/// that need not be related; it belongs to the process that made it.
 /// </summary>
 /// <remarks>
-/// <see cref="Close"/> (or <see cref="Dispose"/>) closes this end for every process: the peer's <see cref="Receive"/>
+/// <para>
+/// <see cref="Close"/> (or <see cref="Dispose"/>) closes this end for the peer: the peer's <see cref="Receive"/>
 /// throws <see cref="EndOfStreamException"/> once it has read everything sent before, and its <see cref="Send"/>
 /// throws <see cref="IOException"/>. The peer also sees the end of the stream when every process that sent on this
-/// end has exited. Unlike Python, do not close the parent's copy of the child's end: there is one end, not one per process.
+/// end has exited. Unlike Python, do not close the parent's copy of a pipe end given to a child: there is one end,
+/// not one per process, and closing it closes it for every process.
+/// </para>
+/// <para>
+/// A socket connection cannot travel to another process (captured by a worker lambda, passed as an argument, put
+/// in a queue): that is refused with a <see cref="SerializationException"/>. Give the other process the listener's
+/// <see cref="Listener{T}.Address"/> and key, and let it connect itself.
+/// </para>
+/// <para><see cref="Connection.Wait"/> waits on several connections (and queues, processes, listeners) at once.</para>
 /// </remarks>
 /// <typeparam name="T">The message type.</typeparam>
-public sealed class Connection<T> : IDisposable
+public sealed class Connection<T> : IDisposable, IWaitable
 {
-    private readonly SharedRing? _send;
-    private readonly SharedRing? _receive;
-    private readonly PipeOwnership _owner;
+    private readonly ConnectionTransport<T> _transport;
     private int _closed;
 
-    internal Connection(SharedRing? send, SharedRing? receive, PipeOwnership owner)
-    {
-        _send = send;
-        _receive = receive;
-        _owner = owner;
-    }
+    internal Connection(SharedRing? send, SharedRing? receive, PipeOwnership owner) : this(new RingTransport<T>(send, receive, owner)) { }
 
-    internal SharedRing? SendRing => _send;
-    internal SharedRing? ReceiveRing => _receive;
+    internal Connection(ConnectionTransport<T> transport) => _transport = transport;
+
+    internal SharedRing? SendRing => (_transport as RingTransport<T>)?.SendRing;
+    internal SharedRing? ReceiveRing => (_transport as RingTransport<T>)?.ReceiveRing;
+
+    /// <summary>True for a connection over a socket (from a <see cref="Listener{T}"/> or <see cref="Connection.Connect{T}(string, byte[], ConnectOptions)"/>), false for a pipe's end.</summary>
+    internal bool IsSocket => _transport is SocketTransport<T>;
 
     /// <summary>True when this end can receive.</summary>
-    public bool Readable => _receive is not null;
+    public bool Readable => _transport.CanReceive;
 
     /// <summary>True when this end can send.</summary>
-    public bool Writable => _send is not null;
+    public bool Writable => _transport.CanSend;
 
     /// <summary>True once this end was closed (in this process).</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
@@ -41,27 +51,20 @@ public sealed class Connection<T> : IDisposable
     /// <summary>Sends a message to the other end.</summary>
     /// <exception cref="IOException">The other end is closed.</exception>
     /// <exception cref="InvalidOperationException">This end only receives.</exception>
-    public void Send(T message)
-    {
-        var ring = SendSide();
-        try
-        {
-            ring.Put(message, countUnfinished: false, Deadline.Infinite, CancellationToken.None, "The message");
-        }
-        catch (InvalidOperationException) when (ring.IsClosed)
-        {
-            throw new ObjectDisposedException(nameof(Connection<T>), "This end of the pipe was closed.");
-        }
-    }
+    /// <exception cref="SerializationException">The message cannot be serialized.</exception>
+    public void Send(T message) => SendSide().Send(message);
 
-    /// <summary>Sends a message; it never waits for the reader (a full ring spills), so this completes at once.</summary>
+    /// <summary>
+    /// Sends a message. A pipe never waits for the reader (a full ring spills), so this completes at once; a socket
+    /// connection waits for room in the socket's buffer without blocking a thread. <paramref name="cancellationToken"/>
+    /// is observed before the message starts going out, never in the middle of it.
+    /// </summary>
     public ValueTask SendAsync(T message, CancellationToken cancellationToken = default)
     {
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
         try
         {
-            Send(message);
-            return ValueTask.CompletedTask;
+            return SendSide().SendAsync(message, cancellationToken);
         }
         catch (Exception e)
         {
@@ -74,27 +77,22 @@ public sealed class Connection<T> : IDisposable
     /// <exception cref="InvalidOperationException">This end only sends.</exception>
     public T Receive()
     {
-        ReceiveSide().Take(out T message, Deadline.Infinite, CancellationToken.None, endOfStream: true);
+        ReceiveSide().TryReceive(out T message, Deadline.Infinite);
         return message;
     }
 
     /// <summary>Receives the next message, waiting at most <paramref name="timeout"/>; false when none came.</summary>
     /// <exception cref="EndOfStreamException">The other end was closed and every message was received.</exception>
-    public bool TryReceive(out T message, TimeSpan timeout) => ReceiveSide().Take(out message, Deadline.After(timeout), CancellationToken.None, endOfStream: true);
+    public bool TryReceive(out T message, TimeSpan timeout) => ReceiveSide().TryReceive(out message, Deadline.After(timeout));
 
     /// <summary>Receives the next message without blocking a thread-pool thread.</summary>
     /// <exception cref="EndOfStreamException">The other end was closed and every message was received.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public ValueTask<T> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        var ring = ReceiveSide();
+        var transport = ReceiveSide();
         if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<T>(cancellationToken);
-        if (ring.HasData && ring.Take(out T message, Deadline.After(TimeSpan.Zero), cancellationToken, endOfStream: true)) return new(message);
-        return new ValueTask<T>(Futex.OnDedicatedThread(() =>
-        {
-            ring.Take(out T received, Deadline.Infinite, cancellationToken, endOfStream: true);
-            return received;
-        }));
+        return transport.ReceiveAsync(cancellationToken);
     }
 
     /// <summary>True when a message is waiting (or the other end is closed, so <see cref="Receive"/> would not wait); does not wait.</summary>
@@ -104,35 +102,38 @@ public sealed class Connection<T> : IDisposable
     /// Waits at most <paramref name="timeout"/> until a message is waiting or the other end is closed; true then
     /// (as Python's <c>poll(timeout)</c>), false when the time ran out.
     /// </summary>
-    public bool Poll(TimeSpan timeout) => ReceiveSide().WaitForData(Deadline.After(timeout), CancellationToken.None, endOfStream: true);
+    public bool Poll(TimeSpan timeout) => ReceiveSide().Poll(Deadline.After(timeout));
 
-    /// <summary>Closes this end for every process: the peer reads what was sent, then gets <see cref="EndOfStreamException"/>.</summary>
+    /// <summary>Closes this end: the peer reads what was sent, then gets <see cref="EndOfStreamException"/>. A pipe's end is closed for every process.</summary>
     public void Close()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
-        _send?.Close();
-        _receive?.CloseReader();
+        _transport.Close();
     }
 
-    /// <summary>Closes this end (see <see cref="Close"/>) and releases this process's handle on the pipe.</summary>
+    /// <summary>Closes this end (see <see cref="Close"/>) and releases this process's handle on the pipe or its socket.</summary>
     public void Dispose()
     {
         Close();
-        _owner.Release();
+        _transport.Release();
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"Connection<{typeof(T).Name}>({(Readable ? "r" : "")}{(Writable ? "w" : "")}{(IsClosed ? ", closed" : "")})";
+    public override string ToString() => $"Connection<{typeof(T).Name}>({(Readable ? "r" : "")}{(Writable ? "w" : "")}{(IsClosed ? ", closed" : "")}{_transport.Describe})";
 
-    private SharedRing SendSide()
+    bool IWaitable.IsReady => Poll();
+
+    Task IWaitable.WhenReadyAsync(CancellationToken cancellationToken) => ReceiveSide().WhenReadableAsync(cancellationToken);
+
+    private ConnectionTransport<T> SendSide()
     {
         ObjectDisposedException.ThrowIf(IsClosed, this);
-        return _send ?? throw new InvalidOperationException("This end of the pipe only receives: it is the first end of Pipe.Create(duplex: false). Send on the second end.");
+        return _transport.CanSend ? _transport : throw new InvalidOperationException("This end of the pipe only receives: it is the first end of Pipe.Create(duplex: false). Send on the second end.");
     }
 
-    private SharedRing ReceiveSide()
+    private ConnectionTransport<T> ReceiveSide()
     {
         ObjectDisposedException.ThrowIf(IsClosed, this);
-        return _receive ?? throw new InvalidOperationException("This end of the pipe only sends: it is the second end of Pipe.Create(duplex: false). Receive on the first end.");
+        return _transport.CanReceive ? _transport : throw new InvalidOperationException("This end of the pipe only sends: it is the second end of Pipe.Create(duplex: false). Receive on the first end.");
     }
 }

@@ -11,6 +11,7 @@ namespace Multiprocessing;
 /// An item is in the queue whole or not at all: a producer killed in the middle of <see cref="Put"/> leaves
 /// nothing behind and does not block anyone. A consumer waiting on an empty queue whose producers have all
 /// died (crashed or killed, not exited normally) gets a <see cref="ProducerDiedException"/>, once per death.
+/// <see cref="Connection.Wait"/> waits on a queue (with connections and processes) until it has an item.
 /// </remarks>
 /// <typeparam name="T">The item type; anything the default serializer handles (records, classes, tuples, arrays...).</typeparam>
 /// <example><code>
@@ -19,7 +20,7 @@ namespace Multiprocessing;
 /// w.Start();
 /// var (task, value) = results.Get();
 /// </code></example>
-public class ProcessQueue<T> : IDisposable
+public class ProcessQueue<T> : IDisposable, IWaitable
 {
     private protected readonly SharedRing Ring;
 
@@ -116,6 +117,13 @@ public class ProcessQueue<T> : IDisposable
     public override string ToString() => $"{GetType().Name.Split('`')[0]}<{typeof(T).Name}>('{Name}', count={Count}{(MaxSize > 0 ? $", maxSize={MaxSize}" : "")})";
 
     private protected virtual bool CountsUnfinished => false;
+
+    // For Connection.Wait: ready when a get will not wait (an item, the queue closed, or every producer on record dead).
+    bool IWaitable.IsReady => Ring.WaitForData(Deadline.After(TimeSpan.Zero), CancellationToken.None, endOfStream: false);
+
+    // The ring has no event to await: the wait sleeps on its futex word, on a thread of its own; cancelling wakes it.
+    Task IWaitable.WhenReadyAsync(CancellationToken cancellationToken) =>
+        Futex.OnDedicatedThread(() => Ring.WaitForData(Deadline.Infinite, cancellationToken, endOfStream: false));
 
     private bool PutCore(T item, Deadline deadline, CancellationToken token)
     {

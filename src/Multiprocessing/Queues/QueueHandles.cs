@@ -42,6 +42,12 @@ internal static class QueueHandles
         public void Serialize(ref MessagePackWriter writer, Connection<T>? value, MessagePackSerializerOptions options)
         {
             if (value is null) { writer.WriteNil(); return; }
+            if (value.IsSocket)
+            {
+                throw new SerializationException(
+                    "A Connection made by a Listener or Connection.Connect is a socket of this process and cannot be sent to another process. " +
+                    "Give the other process the listener's Address (and key) and let it connect itself, or use Pipe.Create for ends that travel.");
+            }
             if (value.IsClosed) throw new SerializationException("A closed Connection cannot be sent to another process.");
             writer.WriteArrayHeader(2);
             if (value.SendRing is { } send) writer.Write(send.Name); else writer.WriteNil();

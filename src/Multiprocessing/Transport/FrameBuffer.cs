@@ -16,6 +16,9 @@ internal sealed class FrameBuffer : IBufferWriter<byte>
     public int Length => _written;
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
 
+    /// <summary>The bytes written, as memory (for an asynchronous send); valid until the next write or <see cref="Clear"/>.</summary>
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _written);
+
     /// <summary>A writable view of bytes already written, for patching a fixed-size field.</summary>
     public Span<byte> Written(int start, int length) => _buffer.AsSpan(start, length);
 

@@ -22,6 +22,7 @@ internal sealed class FrameChannel : IDisposable
     private byte[] _buffer;
     private int _start;
     private int _end;
+    private bool _ended;
     private volatile bool _disposed;
 
     /// <param name="socket">A connected stream socket; the channel owns it.</param>
@@ -98,6 +99,92 @@ internal sealed class FrameChannel : IDisposable
         return true;
     }
 
+    /// <summary>True once a read met the end of the stream (what is buffered can still be read).</summary>
+    public bool HasEnded => _ended;
+
+    /// <summary>
+    /// Reads what arrives, for at most until <paramref name="deadline"/>, until a whole frame is buffered or the stream
+    /// ended: true then, so <see cref="TryReceive(out ReadOnlyMemory{byte})"/> will not block; false when the time ran
+    /// out first (a part of a frame stays buffered for the next read). A passed deadline still takes what has arrived.
+    /// </summary>
+    public bool WaitForFrame(Deadline deadline)
+    {
+        while (true)
+        {
+            if (FrameReadyOrEnded(out var needed)) return true;
+            EnsureRoom(needed);
+            var ms = deadline.RemainingMilliseconds(1000);
+            bool readable;
+            try { readable = _socket.Poll(ms * 1000, SelectMode.SelectRead); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                _ended = true;
+                return true;
+            }
+            if (!readable)
+            {
+                if (deadline.HasPassed) return false;
+                continue;
+            }
+            // Readable: data, or the end of the stream; this read does not block.
+            if (!ReadSome()) return true;
+        }
+    }
+
+    /// <summary>As <see cref="WaitForFrame"/>, without a thread: completes when a whole frame is buffered or the stream ended.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; what arrived stays buffered.</exception>
+    public async ValueTask WaitForFrameAsync(CancellationToken cancellationToken)
+    {
+        while (!FrameReadyOrEnded(out var needed))
+        {
+            EnsureRoom(needed);
+            int read;
+            try
+            {
+                read = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException) when (_disposed) { read = 0; }
+            catch (ObjectDisposedException) { read = 0; }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted or SocketError.OperationAborted) { read = 0; }
+            if (read == 0)
+            {
+                _ended = true;
+                return;
+            }
+            _end += read;
+        }
+    }
+
+    /// <summary>True when a whole frame is buffered, the buffered length is not a frame's (the read reports it), or the stream ended; else the bytes needed.</summary>
+    private bool FrameReadyOrEnded(out int needed)
+    {
+        needed = 4;
+        if (_ended) return true;
+        var available = _end - _start;
+        if (available < 4) return false;
+        var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+        if (length <= 0 || length > MaxFrameLength) return true;
+        needed = 4 + length;
+        return available >= needed;
+    }
+
+    /// <summary>One receive into the buffer (blocking until something arrives, unless a poll said it will not); false at end of stream.</summary>
+    private bool ReadSome()
+    {
+        int read;
+        try { read = _socket.Receive(_buffer.AsSpan(_end), SocketFlags.None); }
+        catch (SocketException) when (_disposed) { read = 0; }
+        catch (ObjectDisposedException) { read = 0; }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted) { read = 0; }
+        if (read == 0)
+        {
+            _ended = true;
+            return false;
+        }
+        _end += read;
+        return true;
+    }
+
     /// <summary>Reads exactly <paramref name="count"/> raw bytes (a handshake). False at end of stream.</summary>
     public bool TryReadExactly(int count, out ReadOnlyMemory<byte> bytes)
     {
@@ -111,15 +198,10 @@ internal sealed class FrameChannel : IDisposable
     {
         while (_end - _start < needed)
         {
+            if (_ended) return false;
             EnsureRoom(needed);
             if (SpinTicks > 0 && _end == _start) Spin();
-            int read;
-            try { read = _socket.Receive(_buffer.AsSpan(_end), SocketFlags.None); }
-            catch (SocketException) when (_disposed) { read = 0; }
-            catch (ObjectDisposedException) { read = 0; }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted) { read = 0; }
-            if (read == 0) return false;
-            _end += read;
+            if (!ReadSome()) return false;
         }
         return true;
     }
