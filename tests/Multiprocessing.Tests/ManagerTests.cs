@@ -678,6 +678,40 @@ public class ManagerTests
     }
 
     [Fact]
+    public async Task Manager_proxies_held_as_the_shared_interfaces_travel_to_workers()
+    {
+        await using var manager = await Manager.StartAsync();
+        IProcessLock guard = manager.Lock();
+        IProcessLock reentrant = manager.RLock();
+        IProcessEvent done = manager.Event();
+        IProcessSemaphore slots = manager.Semaphore(1);
+        IProcessCondition condition = manager.Condition();
+        IProcessBarrier barrier = manager.Barrier(1);
+        var worker = new WorkerProcess(() =>
+        {
+            using (guard.Acquire())
+            using (reentrant.Acquire())
+            using (slots.Acquire())
+            using (condition.Acquire())
+                condition.NotifyAll();
+            barrier.SignalAndWait();
+            done.Set();
+        });
+        worker.Start();
+        TestSupport.JoinOrFail(worker);
+        Assert.Equal(0, worker.ExitCode);
+        Assert.True(done.IsSet);
+        Assert.True(guard.TryAcquire()); // released by the worker
+        guard.Release();
+        // Stored in the manager under the interface, a proxy comes back as a proxy of the same object.
+        var locks = manager.Dictionary<string, IProcessLock>();
+        locks["guard"] = guard;
+        Assert.True(locks["guard"].TryAcquire());
+        Assert.False(guard.TryAcquire());
+        guard.Release();
+    }
+
+    [Fact]
     public async Task Bad_input_gets_clear_exceptions()
     {
         await using var manager = await Manager.StartAsync();

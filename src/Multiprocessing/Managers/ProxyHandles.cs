@@ -35,9 +35,13 @@ internal static class ProxyHandles
         return null;
     }
 
-    /// <summary>A user's interface, which a registered service's proxy may implement (framework interfaces never are).</summary>
+    /// <summary>
+    /// A user's interface, which a registered service's proxy may implement (framework interfaces never are, nor the
+    /// library's own, such as <see cref="IProcessLock"/>: a value declared as one of those travels with its runtime type,
+    /// a shared-memory lock's handle or a manager proxy's).
+    /// </summary>
     private static bool IsServiceInterface(Type type) =>
-        type.IsInterface && type.IsVisible && !type.ContainsGenericParameters && type.Namespace is var ns
+        type.IsInterface && type.IsVisible && !type.ContainsGenericParameters && type.Assembly != typeof(ProxyHandles).Assembly && type.Namespace is var ns
         && !(ns is not null && (ns == "System" || ns.StartsWith("System.", StringComparison.Ordinal) || ns.StartsWith("Microsoft.", StringComparison.Ordinal) || ns.StartsWith("MessagePack", StringComparison.Ordinal)));
 
     private static object Make(Type definition, params Type[] args) => Activator.CreateInstance(definition.MakeGenericType(args))!;

@@ -40,6 +40,8 @@ public static class RemoteTypes
     {
         ArgumentNullException.ThrowIfNull(type);
         if (Allowed.ContainsKey(type)) return true;
+        // The library's manager proxies are handles: creating one attaches to an object of that manager, no user code runs.
+        if (typeof(IManagerProxy).IsAssignableFrom(type) && type.Assembly == typeof(RemoteTypes).Assembly) return true;
         if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(DateTime)
             || type == typeof(DateTimeOffset) || type == typeof(TimeSpan) || type == typeof(Guid)) return true;
         // Arrays and the BCL's collections run no code of their own beyond their elements'.
