@@ -64,6 +64,9 @@ public sealed class PackageTests(PackedLibrary package)
         var report = package.RunChecks(app, executable, [], hideDotnet: selfContained || mode.Contains("single-file", StringComparison.Ordinal));
         // Workers are the application itself started again: no dotnet host is involved where there is none.
         Assert.Equal(executable, report.WorkerExecutable);
+        // The package's precompiled image serves the parent and its workers on this RID, in every mode that keeps files.
+        var image = mode.Contains("single-file", StringComparison.Ordinal) ? "bundled" : Rid == "linux-x64" ? "ReadyToRun" : "IL";
+        Assert.Equal(new[] { image, image }, new[] { report.Value("library image"), report.Value("worker library image") });
 
         if (mode.StartsWith("build -o", StringComparison.Ordinal))
         {
@@ -95,8 +98,16 @@ public sealed class PackageTests(PackedLibrary package)
         Assert.Contains("lib/net10.0/Multiprocessing.xml", entries);
         Assert.Contains("buildTransitive/Multiprocessing.targets", entries);
         Assert.Contains("README.md", entries);
-        // One package: no worker host or other executable travels beside the library.
-        Assert.Single(entries, e => e.EndsWith(".dll", StringComparison.Ordinal));
+        // One package: no worker host or other executable travels beside the library; its only other image is the
+        // library itself precompiled (ReadyToRun) for linux-x64.
+        Assert.Equal(new[] { "lib/net10.0/Multiprocessing.dll", "runtimes/linux-x64/lib/net10.0/Multiprocessing.dll" }, entries.Where(e => e.EndsWith(".dll", StringComparison.Ordinal)).Order());
+        using (var image = new MemoryStream())
+        {
+            using (var stream = nupkg.GetEntry("runtimes/linux-x64/lib/net10.0/Multiprocessing.dll")!.Open()) stream.CopyTo(image);
+            image.Position = 0;
+            using var pe = new System.Reflection.PortableExecutable.PEReader(image);
+            Assert.True(pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, "the linux-x64 image is not ReadyToRun code");
+        }
         using var nuspec = new StreamReader(nupkg.GetEntry("Multiprocessing.nuspec")!.Open());
         var metadata = nuspec.ReadToEnd();
         Assert.Contains("<license type=\"expression\">MIT</license>", metadata);
@@ -154,6 +165,7 @@ public sealed record ConsumerReport(string Text)
     public int Pid => int.Parse(Values("pid").Single(), System.Globalization.CultureInfo.InvariantCulture);
     public IReadOnlyList<string> Blocks => [.. Values("shm")];
     public string WorkerExecutable => Values("worker executable").Single();
+    public string Value(string key) => Values(key).Single();
 }
 
 /// <summary>The library packed once per test run into a folder feed, with a unique version so no cache serves an older build.</summary>

@@ -44,12 +44,23 @@ public static class Checks
             report.AppendLine($"shm: {leaked.Name}");
 
             report.AppendLine($"worker executable: {pool.Apply(static () => Environment.ProcessPath)}");
+            report.AppendLine($"library image: {LibraryImage()}");
+            report.AppendLine($"worker library image: {pool.Apply(static () => LibraryImage())}");
         }
         report.AppendLine($"pid: {Environment.ProcessId}");
         report.AppendLine("checks passed");
         var text = report.ToString();
         if (Environment.GetEnvironmentVariable("CONSUMER_REPORT") is { Length: > 0 } path) File.WriteAllText(path, text);
         return text;
+    }
+
+    /// <summary>How the library's code was loaded: precompiled (the package's runtimes/&lt;rid&gt; image), IL only, or bundled in a single file.</summary>
+    private static string LibraryImage()
+    {
+        var path = typeof(ProcessPool).Assembly.Location;
+        if (path.Length == 0) return "bundled";
+        using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(path));
+        return pe.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0 ? "ReadyToRun" : "IL";
     }
 
     private static void Require(bool condition, string failure)
