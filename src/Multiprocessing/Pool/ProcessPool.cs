@@ -27,6 +27,7 @@ public sealed partial class ProcessPool : IProcessPool
     private readonly LaneFactory _newLane;
     private readonly PoolMetrics _metrics;
     private readonly ConcurrentDictionary<(MethodInfo, Type), ShippedFunction> _statelessFunctions = new();
+    private readonly ConcurrentDictionary<string, ShippedFunction> _forwardedFunctions = new();
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Timer? _timeoutTimer;
     private readonly int _poolId = Interlocked.Increment(ref _poolCounter);

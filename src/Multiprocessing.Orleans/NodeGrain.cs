@@ -1,0 +1,39 @@
+using System.Buffers;
+using MessagePack;
+using Orleans;
+using Orleans.Concurrency;
+
+namespace Multiprocessing.Orleans;
+
+/// <summary>
+/// A node's grain (see <see cref="INodeGrain"/>): passes chunks to the node's pool as they came and their outcomes
+/// back. Reentrant: chunks from every lane of every driver run at once, as many as the node has workers.
+/// </summary>
+[SiloPinnedPlacement, Reentrant]
+internal sealed class NodeGrain(ClusterNode node) : Grain, INodeGrain
+{
+    public Task<NodeDescription> Describe() => Task.FromResult(node.Describe());
+
+    public async Task<NodeReply> Run(string? functionKey, byte[] definition, byte[] payload, int count, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return new NodeReply(await node.Pool.RunForwardedAsync(functionKey, definition, payload, count, cancellationToken), null);
+        }
+        catch (Exception e)
+        {
+            // The library's own form of an exception: its type, message and stack, rebuilt on the driver as its type.
+            var buffer = new ArrayBufferWriter<byte>();
+            var writer = new MessagePackWriter(buffer);
+            ExceptionShipper.Write(ref writer, e);
+            writer.Flush();
+            return new NodeReply(null, buffer.WrittenSpan.ToArray());
+        }
+    }
+
+    public Task Forget(string functionKey)
+    {
+        node.Pool.ForgetForwarded(functionKey);
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using MessagePack;
+
+namespace Multiprocessing.Orleans;
+
+/// <summary>
+/// One slot of a node, as a lane of the pool's scheduler (see <see cref="ILane"/>): the chunks the scheduler gives it
+/// go to the node's grain, which runs them on the node's own process pool, and their outcomes come back as the
+/// scheduler's events. A node with N workers is N such lanes, so work spreads by free slots. The node is pinged while
+/// the lane lives; a node that stops answering ends its lanes, and the scheduler then fails or requeues what they held.
+/// Calls a lane holds run at once on the node, but their answers reach the scheduler in the order they were sent, as
+/// a worker's do.
+/// </summary>
+internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options) : ILane
+{
+    private readonly object _gate = new();
+    private readonly object _reporting = new();
+    private readonly Queue<Call> _sent = new(); // in the order sent; answered from the front
+    private readonly Dictionary<long, Call> _byId = [];
+    private readonly ConcurrentQueue<int> _forgets = new();
+    private readonly TaskCompletionSource<(ExitStatus Status, string? Why)> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _exitRequested;
+    private string? _endedBecause;
+
+    public string Name { get; } = $"{name} on {nodeName}";
+
+    public int Pid => 0;
+
+    public void Run()
+    {
+        try
+        {
+            node.Describe().WaitAsync(options.NodeTimeout).GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            events.FailedToStart(new WorkerCrashedException($"The node {nodeName} did not answer ({e.GetType().Name}: {e.Message})", 0, null, null, []));
+            return;
+        }
+        if (!events.Started())
+        {
+            events.Exited(new ExitStatus(0, null));
+            return;
+        }
+        events.Ready();
+        using var watch = new CancellationTokenSource();
+        _ = WatchNodeAsync(watch.Token);
+        var (status, why) = _ended.Task.GetAwaiter().GetResult();
+        watch.Cancel();
+        _endedBecause = why;
+        lock (_gate)
+            foreach (var call in _sent) call.Cancel.Cancel();
+        events.Exited(status);
+    }
+
+    public void Send(IReadOnlyList<Chunk> chunks, bool thenExit)
+    {
+        while (_forgets.TryDequeue(out var id)) _ = ForgetAsync(id);
+        foreach (var chunk in chunks)
+        {
+            var call = new Call(chunk);
+            lock (_gate)
+            {
+                _sent.Enqueue(call);
+                _byId[chunk.CallId] = call;
+            }
+            _ = RunAsync(call);
+        }
+        if (thenExit)
+        {
+            _exitRequested = true;
+            lock (_gate)
+                if (_sent.Count == 0) _ended.TrySetResult((new ExitStatus(0, null), null));
+        }
+    }
+
+    public bool HasForgets => !_forgets.IsEmpty;
+
+    public void Forget(int functionId) => _forgets.Enqueue(functionId);
+
+    public void Cancel(IReadOnlyCollection<long> callIds)
+    {
+        lock (_gate)
+            foreach (var id in callIds)
+                if (_byId.TryGetValue(id, out var call)) call.Cancel.Cancel();
+    }
+
+    public void Kill() => _ended.TrySetResult((new ExitStatus(null, 9), "its lane was stopped by the pool"));
+
+    public (long CallId, long Since) Running
+    {
+        get
+        {
+            lock (_gate) return _sent.TryPeek(out var first) ? (first.Chunk.CallId, first.Since) : (0, 0);
+        }
+    }
+
+    // Whether a lost call's code had begun on the node is unknown here: it counts as begun, so it is not run twice
+    // unless the user asked for retries (at most once by default).
+    public bool UserCodeStarted(long callId) => true;
+
+    public long? MemoryInUse() => null;
+
+    public WorkerCrashedException Crashed(string message, ExitStatus status) =>
+        new($"{message}: the node {nodeName} {_endedBecause ?? "went away"}", 0, status.Code, status.Signal, []);
+
+    private string? Key(Chunk chunk) => chunk.Job.Function.Id == 0 ? null : $"{driver}:{chunk.Job.Function.Id}";
+
+    private async Task RunAsync(Call call)
+    {
+        var chunk = call.Chunk;
+        NodeReply reply;
+        try
+        {
+            reply = await node.Run(Key(chunk), chunk.Job.Function.Definition, chunk.Payload.ToArray(), chunk.Count, call.Cancel.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (call.Cancel.IsCancellationRequested)
+        {
+            Answered(call, default, new OperationCanceledException(call.Cancel.Token));
+            return;
+        }
+        catch (Exception e)
+        {
+            // The node could not be reached or answered no more: the lane ends, and the scheduler deals with what it held.
+            _ended.TrySetResult((new ExitStatus(null, null), $"could not be reached ({e.GetType().Name}: {e.Message})"));
+            return;
+        }
+        Exception? error = null;
+        if (reply.Error is { } shipped)
+        {
+            var reader = new MessagePackReader(shipped);
+            error = ExceptionShipper.Read(ref reader);
+        }
+        Answered(call, reply.Results ?? ReadOnlyMemory<byte>.Empty, error);
+    }
+
+    /// <summary>Notes a call's outcome, then reports every answered call at the front, in the order they were sent.</summary>
+    private void Answered(Call call, ReadOnlyMemory<byte> results, Exception? error)
+    {
+        lock (_gate)
+        {
+            call.Elapsed = Stopwatch.GetTimestamp() - call.Since;
+            (call.Results, call.Error, call.Answered) = (results, error, true);
+        }
+        lock (_reporting)
+        {
+            while (true)
+            {
+                Call first;
+                bool more;
+                lock (_gate)
+                {
+                    if (!_sent.TryPeek(out first!) || !first.Answered) break;
+                    _sent.Dequeue();
+                    _byId.Remove(first.Chunk.CallId);
+                    more = _sent.TryPeek(out var next) && next.Answered;
+                }
+                first.Cancel.Dispose();
+                // Once the lane ended, the scheduler took back what it held: late answers are dropped.
+                if (!_ended.Task.IsCompleted) events.CallDone(first.Chunk.CallId, first.Elapsed, first.Results, first.Error, refill: !more);
+            }
+            lock (_gate)
+                if (_exitRequested && _sent.Count == 0) _ended.TrySetResult((new ExitStatus(0, null), null));
+        }
+    }
+
+    private async Task ForgetAsync(int functionId)
+    {
+        try
+        {
+            await node.Forget($"{driver}:{functionId}").ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A node that cannot be told is gone or going; its pool goes with it.
+        }
+    }
+
+    /// <summary>A chunk sent to the node, and its outcome once answered.</summary>
+    private sealed class Call(Chunk chunk)
+    {
+        public Chunk Chunk { get; } = chunk;
+        public long Since { get; } = Stopwatch.GetTimestamp();
+        public CancellationTokenSource Cancel { get; } = new();
+        public bool Answered { get; set; }
+        public long Elapsed { get; set; }
+        public ReadOnlyMemory<byte> Results { get; set; }
+        public Exception? Error { get; set; }
+    }
+
+    /// <summary>Pings the node; one that misses <see cref="ClusterPoolOptions.NodeTimeout"/> twice in a row is taken for dead.</summary>
+    private async Task WatchNodeAsync(CancellationToken stop)
+    {
+        var missed = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(options.NodeCheckInterval, stop).ConfigureAwait(false);
+                await node.Describe().WaitAsync(options.NodeTimeout, stop).ConfigureAwait(false);
+                missed = 0;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                if (++missed < 2) continue;
+                _ended.TrySetResult((new ExitStatus(null, null), $"stopped answering ({e.GetType().Name}: {e.Message})"));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+using Multiprocessing.Orleans;
+using Orleans.TestingHost;
+
+namespace Multiprocessing.Tests;
+
+/// <summary>An in-process cluster of two silos, each a node with one worker process, shared by the fast cluster tests.</summary>
+public sealed class TwoNodeCluster : IAsyncLifetime
+{
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
+        Cluster = builder.Build();
+        await Cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+    }
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+public class ClusterTests(TwoNodeCluster nodes) : IClassFixture<TwoNodeCluster>
+{
+    private static int Square(int x) => x * x;
+
+    [Fact]
+    public async Task A_cluster_pool_maps_as_a_local_pool_does_for_many_chunk_sizes()
+    {
+        await using var cluster = new ClusterPool(nodes.Cluster.Client);
+        Assert.Equal(2, cluster.Nodes.Count);
+        Assert.Equal(2, cluster.Processes);
+        var items = Enumerable.Range(0, 1000).ToArray();
+        var expected = items.Select(Square).ToArray();
+        foreach (var chunkSize in new int?[] { null, 1, 7, 1000 })
+            Assert.Equal(expected, cluster.Map(Square, items, chunkSize));
+        var offset = 5;
+        Assert.Equal(items.Select(x => x + offset), await cluster.MapAsync(x => x + offset, items));
+        Assert.Equal(expected, cluster.Imap(Square, items, 10));
+        Assert.Equal(expected.Order(), cluster.ImapUnordered(Square, items, 3).Order());
+        Assert.Equal(42, cluster.Apply(() => 41 + 1));
+        Assert.Equal(7, await cluster.ApplyAsync(async (int x) => { await Task.Yield(); return x; }, 7));
+    }
+
+    [Fact]
+    public async Task Work_spreads_over_both_nodes_and_an_exception_comes_back_as_its_type()
+    {
+        await using var cluster = new ClusterPool(nodes.Cluster.Client);
+        var pids = cluster.Map(static (int _) => { Thread.Sleep(50); return Environment.ProcessId; }, Enumerable.Range(0, 8), chunkSize: 1);
+        Assert.Equal(2, pids.Distinct().Count()); // one worker per node: two worker processes took part
+        var e = Assert.Throws<InvalidOperationException>(() => cluster.Map(static (int x) => x == 3 ? throw new InvalidOperationException($"bad item {x}") : x, Enumerable.Range(0, 10)));
+        Assert.Equal("bad item 3", e.Message);
+        Assert.Equal([1, 2], cluster.Map(static (int x) => x, [1, 2])); // the pool goes on
+    }
+
+    [Fact]
+    public async Task Code_written_against_IProcessPool_runs_on_one_machine_or_on_the_cluster()
+    {
+        static int[] Job(IProcessPool pool) => pool.Map(static (int x) => x + 1, Enumerable.Range(0, 100), chunkSize: 9);
+        await using var local = new ProcessPool(1);
+        await using var cluster = new ClusterPool(nodes.Cluster.Client);
+        Assert.Equal(Job(local), Job(cluster));
+    }
+}
