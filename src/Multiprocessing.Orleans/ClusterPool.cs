@@ -39,6 +39,7 @@ public sealed partial class ClusterPool : IProcessPool
             Processes = slots.Length,
             TaskTimeout = options.TaskTimeout,
             Serializer = options.Serializer,
+            Destination = "a ClusterPool node",
             Logger = options.Logger,
             MeterFactory = options.MeterFactory,
             WorkerStartTimeout = options.NodeTimeout * 2,

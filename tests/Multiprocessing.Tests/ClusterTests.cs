@@ -60,4 +60,49 @@ public class ClusterTests(TwoNodeCluster nodes) : IClassFixture<TwoNodeCluster>
         await using var cluster = new ClusterPool(nodes.Cluster.Client);
         Assert.Equal(Job(local), Job(cluster));
     }
+
+    [Fact]
+    public async Task What_lives_on_one_machine_is_refused_at_the_call_naming_the_value()
+    {
+        await using var cluster = new ClusterPool(nodes.Cluster.Client);
+        using var shm = SharedMemory.Create(64);
+        var captured = Assert.Throws<SerializationException>(() => cluster.Apply(() => shm.Size));
+        Assert.StartsWith("The captured variable 'shm' (SharedMemory) cannot travel to another process: A SharedMemory lives on this machine, and this value goes to a ClusterPool node", captured.Message);
+        using var queue = new ProcessQueue<int>();
+        var item = Assert.Throws<SerializationException>(() => cluster.Map((ProcessQueue<int> q) => q.Count, [queue]));
+        Assert.Contains("ProcessQueue<Int32> lives on this machine", item.Message);
+        using var gate = new ProcessLock();
+        Assert.Contains("ProcessLock lives on this machine", Assert.Throws<SerializationException>(() => cluster.Apply(() => gate.IsLocked)).Message);
+        await using var manager = await Manager.StartAsync();
+        var local = manager.Dictionary<string, int>();
+        Assert.Contains("a manager reached over a Unix socket", Assert.Throws<SerializationException>(() => cluster.Apply(() => local.Count)).Message);
+        // Plain data goes, and the same objects still go to a local pool's workers.
+        Assert.Equal(64L, cluster.Apply((long size) => size, shm.Size));
+        await using var pool = new ProcessPool(1);
+        Assert.Equal(64L, pool.Apply(() => shm.Size));
+    }
+}
+
+public class ClusterNodeLossTests
+{
+    [Fact]
+    public async Task A_node_that_dies_mid_Map_fails_the_Map_naming_the_node_within_15_seconds_and_nothing_hangs()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
+        await using var cluster = builder.Build();
+        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        await using var pool = new ClusterPool(cluster.Client, new ClusterPoolOptions { NodeCheckInterval = TimeSpan.FromSeconds(1), NodeTimeout = TimeSpan.FromSeconds(2) });
+        var doomed = cluster.Silos[1];
+        var map = pool.MapAsync(static (int x) => { Thread.Sleep(300); return x; }, Enumerable.Range(0, 40), chunkSize: 1);
+        await Task.Delay(1000);
+        var killed = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.KillSiloAsync(doomed);
+        var e = await Assert.ThrowsAsync<WorkerCrashedException>(() => map.WaitAsync(TestSupport.Patience));
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(15), $"the loss took {killed.Elapsed} to be seen");
+        Assert.Contains($"the node {doomed.SiloAddress.ToParsableString()}", e.Message);
+        // The surviving node still takes work.
+        var survivors = await pool.MapAsync(static (int x) => x, [1, 2, 3]).WaitAsync(TestSupport.Patience);
+        Assert.Equal([1, 2, 3], survivors);
+    }
 }

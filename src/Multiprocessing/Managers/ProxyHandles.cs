@@ -48,6 +48,8 @@ internal static class ProxyHandles
 
     public static void Write(ref MessagePackWriter writer, IManagerProxy proxy, byte[]? extra = null)
     {
+        if (proxy.Client.Endpoint.StartsWith("unix:", StringComparison.Ordinal))
+            MachineBoundary.Check(proxy.GetType(), "is a proxy of a manager reached over a Unix socket, on this machine only");
         var body = new ArrayBufferWriter<byte>(128);
         var w = new MessagePackWriter(body);
         w.WriteArrayHeader(extra is null ? 3 : 4);

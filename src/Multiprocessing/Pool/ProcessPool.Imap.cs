@@ -119,7 +119,9 @@ public sealed partial class ProcessPool
                 while (buffer.Count < chunkSize && _input.MoveNext()) buffer.Add(_input.Current);
                 if (buffer.Count > 0)
                 {
-                    (batch ??= []).Add(new Chunk(job, job.Submitted, _offset, buffer.Count, Chunk.Serialize(pool._serializer, buffer.ToArray(), "Imap", _offset)));
+                    ReadOnlyMemory<byte> payload;
+                    using (pool.Crossing()) payload = Chunk.Serialize(pool._serializer, buffer.ToArray(), "Imap", _offset);
+                    (batch ??= []).Add(new Chunk(job, job.Submitted, _offset, buffer.Count, payload));
                     job.Submitted++;
                     _offset += buffer.Count;
                     items += buffer.Count;

@@ -66,7 +66,9 @@ public sealed partial class ProcessPool
             {
                 var offset = i * size;
                 var count = Math.Min(size, all.Length - offset);
-                batch.Add(new Chunk(job, i, offset, count, Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray(), "Map", offset)));
+                ReadOnlyMemory<byte> payload;
+                using (Crossing()) payload = Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray(), "Map", offset);
+                batch.Add(new Chunk(job, i, offset, count, payload));
                 batchItems += count;
                 if (batch.Count >= Math.Min(1024, 8 << Math.Min(i / 64, 7)) || i == chunkCount - 1)
                 {

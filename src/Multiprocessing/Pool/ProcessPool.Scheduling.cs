@@ -14,10 +14,14 @@ public sealed partial class ProcessPool
             throw new ArgumentException(
                 $"The function {func.Method.Name} returns a {TravelErrors.Friendly(returns)}; the pool awaits functions that return a Task. " +
                 "Wrap it: pool.Map(async x => await f(x), items), or f(x).AsTask().", nameof(func));
+        using var crossing = Crossing();
         if (DelegateShipper.IsStateless(func))
             return _statelessFunctions.GetOrAdd((func.Method, func.GetType()), _ => new ShippedFunction(Interlocked.Increment(ref _nextFunctionId), ShippedFunction.Encode(func, _serializer), shared: true));
         return new ShippedFunction(cacheable ? Interlocked.Increment(ref _nextFunctionId) : 0, ShippedFunction.Encode(func, _serializer));
     }
+
+    /// <summary>While values are written for the calls, when they go to another machine: see <see cref="ProcessPoolOptions.Destination"/>.</summary>
+    internal MachineBoundary.Scope? Crossing() => _options.Destination is { } destination ? MachineBoundary.Crossing(destination) : null;
 
     /// <summary>
     /// A job whose function was shipped for it alone (a closure) tells the workers to drop it when it

@@ -50,6 +50,12 @@ public sealed record ProcessPoolOptions
     /// Null records on one meter shared by the whole process.
     /// </summary>
     public IMeterFactory? MeterFactory { get; init; }
+
+    /// <summary>
+    /// Where the calls go when that is another machine (a cluster's node): the library's objects that live on this
+    /// machine then refuse to travel at the call (see <see cref="MachineBoundary"/>). Null for this machine's workers.
+    /// </summary>
+    internal string? Destination { get; init; }
 }
 
 /// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>

@@ -23,8 +23,8 @@ internal sealed class HandleResolver : IFormatterResolver
     private static readonly Func<Type, object?>[] Providers =
     [
         BlittableArrayFormatter<int>.For,
-        SharedHandles.FormatterFor,
-        QueueHandles.FormatterFor,
+        type => MachineLocal(type, SharedHandles.FormatterFor(type)),
+        type => MachineLocal(type, QueueHandles.FormatterFor(type)),
         ProxyHandles.FormatterFor,
     ];
 
@@ -40,5 +40,23 @@ internal sealed class HandleResolver : IFormatterResolver
     private static class Cache<T>
     {
         public static readonly IMessagePackFormatter<T>? Formatter = (IMessagePackFormatter<T>?)Find(typeof(T));
+    }
+
+    /// <summary>
+    /// The shared-memory objects and the process queues and pipes are handles to something on this machine: they
+    /// refuse to be written for another one (see <see cref="MachineBoundary"/>). Manager proxies check their endpoint.
+    /// </summary>
+    private static object? MachineLocal(Type type, object? formatter) =>
+        formatter is null ? null : Activator.CreateInstance(typeof(MachineLocalFormatter<>).MakeGenericType(type), formatter);
+
+    private sealed class MachineLocalFormatter<T>(IMessagePackFormatter<T> inner) : IMessagePackFormatter<T>
+    {
+        public void Serialize(ref MessagePackWriter writer, T value, MessagePackSerializerOptions options)
+        {
+            if (value is not null) MachineBoundary.Check(typeof(T));
+            inner.Serialize(ref writer, value, options);
+        }
+
+        public T Deserialize(ref MessagePackReader reader, MessagePackSerializerOptions options) => inner.Deserialize(ref reader, options);
     }
 }
