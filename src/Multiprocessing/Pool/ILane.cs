@@ -43,7 +43,12 @@ internal interface ILane
     /// <summary>The call running now (0 for none) and since when, in <see cref="System.Diagnostics.Stopwatch"/> ticks.</summary>
     (long CallId, long Since) Running { get; }
 
-    /// <summary>Whether the user's code of call <paramref name="callId"/> had begun (a death before that is not the call's doing).</summary>
+    /// <summary>
+    /// Whether the user's code of call <paramref name="callId"/> had begun (a death before that is not the call's doing).
+    /// Asked for every call the lane held when it ended: a lane that runs one call at a time says true at most for the
+    /// running one; one that runs several at once (a cluster node) says true for each that may have begun, and none of
+    /// those is run again elsewhere.
+    /// </summary>
     bool UserCodeStarted(long callId);
 
     /// <summary>Bytes the lane's process holds in memory now, or null when unknown.</summary>

@@ -142,6 +142,7 @@ public sealed partial class ProcessPool
         KillReason reason;
         Exception? stopped;
         Chunk? running;
+        List<Chunk> alsoBegun;
         lock (_lock)
         {
             worker.Gone = true;
@@ -166,9 +167,14 @@ public sealed partial class ProcessPool
                 && ++lost[runningIndex].DiedBeforeStart < MaxDeathsBeforeStart)
                 runningIndex = -1;
             running = runningIndex >= 0 ? lost[runningIndex] : null;
+            // A lane that runs several calls at once (a cluster node) may have begun others too: those are not run
+            // again elsewhere either (at most once), they fail with the running one.
+            alsoBegun = reason == KillReason.None && stopped is null
+                ? [.. lost.Where((c, i) => i != runningIndex && worker.Lane.UserCodeStarted(c.CallId))]
+                : [];
             if (stopped is null)
                 for (var i = lost.Count - 1; i >= 0; i--)
-                    if (i != runningIndex) _queue.AddFirst(lost[i]);
+                    if (i != runningIndex && !alsoBegun.Contains(lost[i])) _queue.AddFirst(lost[i]);
             // After Close, a worker is replaced only while queued work needs it (a crash requeues its chunks).
             replace = _state == State.Running || (_state == State.Closed && _queue.Count > 0);
             if (!worker.Ready && _state == State.Running && reason == KillReason.None)
@@ -182,7 +188,7 @@ public sealed partial class ProcessPool
         if (lost.Count > 0)
         {
             _metrics.TasksRunning.Add(-lost.Sum(c => c.Count));
-            var failed = stopped is not null ? lost : running is not null ? [running] : [];
+            var failed = stopped is not null ? lost : running is not null ? [running, .. alsoBegun] : alsoBegun;
             var error = stopped ?? reason switch
             {
                 KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Lane.Name} (pid {worker.Lane.Pid}) was killed and replaced."),
