@@ -27,6 +27,7 @@ public sealed partial class ClusterPool : IProcessPool
         ArgumentNullException.ThrowIfNull(client);
         options ??= new ClusterPoolOptions();
         if (options.NodeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), options.NodeTimeout, "ClusterPoolOptions.NodeTimeout must be positive.");
+        if (options.MaxRetries < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxRetries, "ClusterPoolOptions.MaxRetries cannot be negative (0 runs each task at most once).");
         if (options.NodeCheckInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), options.NodeCheckInterval, "ClusterPoolOptions.NodeCheckInterval must be positive.");
         // A constructor, as ProcessPool's: the nodes are asked once, here, before any work is taken.
         var nodes = DiscoverAsync(client, options).GetAwaiter().GetResult();
@@ -40,6 +41,7 @@ public sealed partial class ClusterPool : IProcessPool
             TaskTimeout = options.TaskTimeout,
             Serializer = options.Serializer,
             Destination = "a ClusterPool node",
+            MaxRetries = options.MaxRetries,
             Logger = options.Logger,
             MeterFactory = options.MeterFactory,
             WorkerStartTimeout = options.NodeTimeout * 2,

@@ -12,6 +12,13 @@ public sealed record ClusterPoolOptions
     /// <summary>How often the driver checks that each node still answers; a node that misses two checks is taken for dead. 2 seconds by default.</summary>
     public TimeSpan NodeCheckInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How many times a task that was running on a node that died is run again on another node before it fails, as Ray's
+    /// <c>max_retries</c>. 0, the default, runs each task at most once: one lost with its node fails, naming the node.
+    /// With retries a task may run more than once (its first run may have finished on the node before it died).
+    /// </summary>
+    public int MaxRetries { get; init; }
+
     /// <summary>Fail a task that runs longer than this, as <see cref="ProcessPoolOptions.TaskTimeout"/>; null for no limit.</summary>
     public TimeSpan? TaskTimeout { get; init; }
 

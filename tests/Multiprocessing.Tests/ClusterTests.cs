@@ -105,4 +105,19 @@ public class ClusterNodeLossTests
         var survivors = await pool.MapAsync(static (int x) => x, [1, 2, 3]).WaitAsync(TestSupport.Patience);
         Assert.Equal([1, 2, 3], survivors);
     }
+
+    [Fact]
+    public async Task With_retries_a_Map_survives_a_node_that_dies_in_the_middle()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
+        await using var cluster = builder.Build();
+        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        await using var pool = new ClusterPool(cluster.Client, new ClusterPoolOptions { NodeCheckInterval = TimeSpan.FromSeconds(1), NodeTimeout = TimeSpan.FromSeconds(2), MaxRetries = 2 });
+        var map = pool.MapAsync(static (int x) => { Thread.Sleep(100); return x * 2; }, Enumerable.Range(0, 60), chunkSize: 1);
+        await Task.Delay(1000);
+        await cluster.KillSiloAsync(cluster.Silos[1]);
+        var results = await map.WaitAsync(TestSupport.Patience);
+        Assert.Equal(Enumerable.Range(0, 60).Select(x => x * 2), results); // complete and in order: what the dead node held ran again on the other
+    }
 }

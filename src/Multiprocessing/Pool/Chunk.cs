@@ -15,6 +15,9 @@ internal sealed class Chunk(PoolJob job, int index, int offset, int count, ReadO
     /// <summary>How many workers died after taking this chunk and before its code began (guarded by the pool's lock).</summary>
     public int DiedBeforeStart { get; set; }
 
+    /// <summary>How many times this chunk was run again after the lane running it was lost (guarded by the pool's lock).</summary>
+    public int Retries { get; set; }
+
     /// <summary>
     /// Serializes argument tuples. On failure the error names the first item that cannot travel: "Item N of the
     /// <paramref name="call"/>" (N counted from <paramref name="offset"/>), or "The argument(s)" when no call is named.

@@ -172,6 +172,21 @@ public sealed partial class ProcessPool
             alsoBegun = reason == KillReason.None && stopped is null
                 ? [.. lost.Where((c, i) => i != runningIndex && worker.Lane.UserCodeStarted(c.CallId))]
                 : [];
+            // With retries (a cluster pool's MaxRetries), what the lost lane had begun runs again elsewhere, a bounded number of times.
+            if (reason == KillReason.None && stopped is null && _options.MaxRetries > 0)
+            {
+                if (running is not null && running.Retries < _options.MaxRetries)
+                {
+                    running.Retries++;
+                    runningIndex = -1;
+                    running = null;
+                }
+                foreach (var chunk in alsoBegun.Where(c => c.Retries < _options.MaxRetries).ToList())
+                {
+                    chunk.Retries++;
+                    alsoBegun.Remove(chunk);
+                }
+            }
             if (stopped is null)
                 for (var i = lost.Count - 1; i >= 0; i--)
                     if (i != runningIndex && !alsoBegun.Contains(lost[i])) _queue.AddFirst(lost[i]);

@@ -56,6 +56,12 @@ public sealed record ProcessPoolOptions
     /// machine then refuse to travel at the call (see <see cref="MachineBoundary"/>). Null for this machine's workers.
     /// </summary>
     internal string? Destination { get; init; }
+
+    /// <summary>
+    /// How many times a task whose lane was lost while it ran (a cluster node that died) is run again on another lane
+    /// before it fails, as Ray's <c>max_retries</c>: 0 (the default) runs each task at most once.
+    /// </summary>
+    internal int MaxRetries { get; init; }
 }
 
 /// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>
