@@ -8,12 +8,16 @@ public sealed class TwoNodeCluster : IAsyncLifetime
 {
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => Cluster = await StartAsync();
+
+    /// <summary>Starts two silos, each a node with one worker.</summary>
+    public static async Task<InProcessTestCluster> StartAsync()
     {
         var builder = new InProcessTestClusterBuilder(2);
         builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
-        Cluster = builder.Build();
-        await Cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        var cluster = builder.Build();
+        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        return cluster;
     }
 
     public async Task DisposeAsync() => await Cluster.DisposeAsync();
@@ -88,10 +92,7 @@ public class ClusterNodeLossTests
     [Fact]
     public async Task A_node_that_dies_mid_Map_fails_the_Map_naming_the_node_within_15_seconds_and_nothing_hangs()
     {
-        var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
-        await using var cluster = builder.Build();
-        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        await using var cluster = await TwoNodeCluster.StartAsync();
         await using var pool = new ClusterPool(cluster.Client, new ClusterPoolOptions { NodeCheckInterval = TimeSpan.FromSeconds(1), NodeTimeout = TimeSpan.FromSeconds(2) });
         var doomed = cluster.Silos[1];
         var map = pool.MapAsync(static (int x) => { Thread.Sleep(300); return x; }, Enumerable.Range(0, 40), chunkSize: 1);
@@ -109,10 +110,7 @@ public class ClusterNodeLossTests
     [Fact]
     public async Task With_retries_a_Map_survives_a_node_that_dies_in_the_middle()
     {
-        var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureSilo((_, silo) => silo.AddClusterPoolNode(node => node with { Workers = 1 }));
-        await using var cluster = builder.Build();
-        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        await using var cluster = await TwoNodeCluster.StartAsync();
         await using var pool = new ClusterPool(cluster.Client, new ClusterPoolOptions { NodeCheckInterval = TimeSpan.FromSeconds(1), NodeTimeout = TimeSpan.FromSeconds(2), MaxRetries = 2 });
         var map = pool.MapAsync(static (int x) => { Thread.Sleep(100); return x * 2; }, Enumerable.Range(0, 60), chunkSize: 1);
         await Task.Delay(1000);
