@@ -35,6 +35,8 @@ public sealed partial class ClusterPool : IProcessPool
         var slots = nodes.SelectMany(n => Enumerable.Repeat(n.Node, n.Slots)).ToArray();
         var driver = Guid.NewGuid().ToString("N");
         var next = -1;
+        // Nodes whose lanes ended because they stopped answering: a replacement lane goes to a node still up.
+        var lost = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
         _pool = new ProcessPool(new ProcessPoolOptions
         {
             Processes = slots.Length,
@@ -48,21 +50,50 @@ public sealed partial class ClusterPool : IProcessPool
         }, (name, events, replacing) =>
         {
             var slot = slots[(int)((uint)Interlocked.Increment(ref next) % (uint)slots.Length)];
-            return new NodeLane(name, events, client.GetGrain<INodeGrain>(slot), slot, driver, options);
+            for (var i = 0; i < slots.Length && lost.ContainsKey(slot); i++)
+                slot = slots[(int)((uint)Interlocked.Increment(ref next) % (uint)slots.Length)];
+            return new NodeLane(name, events, client.GetGrain<INodeGrain>(slot), slot, driver, options, node => lost[node] = true);
         });
     }
 
     /// <summary>The nodes this pool runs work on (their silos' addresses).</summary>
     public IReadOnlyList<string> Nodes { get; }
 
+    /// <summary>How many tasks ran again on another node after the node running them died (see <see cref="ClusterPoolOptions.MaxRetries"/>).</summary>
+    public long Retried => _pool.RetriedTasks;
+
     /// <summary>The number of slots: the workers of all its nodes.</summary>
     public int Processes => _pool.Processes;
 
-    /// <inheritdoc />
-    public void Dispose() => _pool.Dispose();
+    /// <summary>The client connection the pool made itself (<see cref="ClusterPoolNode.ConnectAsync"/>), closed with the pool.</summary>
+    internal Microsoft.Extensions.Hosting.IHost? Connection { get; set; }
 
     /// <inheritdoc />
-    public ValueTask DisposeAsync() => _pool.DisposeAsync();
+    public void Dispose()
+    {
+        _pool.Dispose();
+        Connection?.Dispose();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _pool.DisposeAsync().ConfigureAwait(false);
+        if (Connection is { } connection)
+        {
+            // A connection to a node that died may not close gracefully: bounded.
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await connection.StopAsync(limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Closed ungracefully below.
+            }
+            connection.Dispose();
+        }
+    }
 
     /// <inheritdoc />
     public override string ToString() => $"<ClusterPool nodes={Nodes.Count} slots={Processes}>";

@@ -9,7 +9,7 @@ public sealed record ClusterPoolOptions
     /// <summary>How long a node may take to answer the driver (to join, and each check while it works); 5 seconds by default.</summary>
     public TimeSpan NodeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How often the driver checks that each node still answers; a node that misses two checks is taken for dead. 2 seconds by default.</summary>
+    /// <summary>How often the driver checks that each node still answers; a node that misses three checks in a row is taken for dead. 2 seconds by default.</summary>
     public TimeSpan NodeCheckInterval { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>

@@ -12,7 +12,7 @@ namespace Multiprocessing.Orleans;
 /// Calls a lane holds run at once on the node, but their answers reach the scheduler in the order they were sent, as
 /// a worker's do.
 /// </summary>
-internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options) : ILane
+internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options, Action<string> nodeLost) : ILane
 {
     private readonly object _gate = new();
     private readonly object _reporting = new();
@@ -35,6 +35,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         }
         catch (Exception e)
         {
+            nodeLost(nodeName);
             events.FailedToStart(new WorkerCrashedException($"The node {nodeName} did not answer ({e.GetType().Name}: {e.Message})", 0, null, null, []));
             return;
         }
@@ -111,20 +112,27 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
     {
         var chunk = call.Chunk;
         NodeReply reply;
-        try
+        while (true)
         {
-            reply = await node.Run(Key(chunk), chunk.Job.Function.Definition, chunk.Payload.ToArray(), chunk.Count, call.Cancel.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (call.Cancel.IsCancellationRequested)
-        {
-            Answered(call, default, new OperationCanceledException(call.Cancel.Token));
-            return;
-        }
-        catch (Exception e)
-        {
-            // The node could not be reached or answered no more: the lane ends, and the scheduler deals with what it held.
-            _ended.TrySetResult((new ExitStatus(null, null), $"could not be reached ({e.GetType().Name}: {e.Message})"));
-            return;
+            try
+            {
+                reply = await node.Run(Key(chunk), chunk.Job.Function.Definition, chunk.Payload.ToArray(), chunk.Count, call.Cancel.Token).ConfigureAwait(false);
+                break;
+            }
+            catch (OperationCanceledException) when (call.Cancel.IsCancellationRequested)
+            {
+                Answered(call, default, new OperationCanceledException(call.Cancel.Token));
+                return;
+            }
+            catch (Exception e)
+            {
+                // A call can fail on the way (through a gateway that died) while its node is up: the node is asked.
+                // One that answers gets the call again (it never ran: the connection failed); one that does not is lost.
+                if (!_ended.Task.IsCompleted && await AnswersAsync().ConfigureAwait(false)) continue;
+                nodeLost(nodeName);
+                _ended.TrySetResult((new ExitStatus(null, null), $"could not be reached ({e.GetType().Name}: {e.Message})"));
+                return;
+            }
         }
         Exception? error = null;
         if (reply.Error is { } shipped)
@@ -133,6 +141,24 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
             error = ExceptionShipper.Read(ref reader);
         }
         Answered(call, reply.Results ?? ReadOnlyMemory<byte>.Empty, error);
+    }
+
+    /// <summary>Whether the node answers within <see cref="ClusterPoolOptions.NodeTimeout"/>, asked up to three times.</summary>
+    private async Task<bool> AnswersAsync()
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            try
+            {
+                await node.Describe().WaitAsync(options.NodeTimeout).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception)
+            {
+                await Task.Delay(options.NodeCheckInterval).ConfigureAwait(false);
+            }
+        }
+        return false;
     }
 
     /// <summary>Notes a call's outcome, then reports every answered call at the front, in the order they were sent.</summary>
@@ -189,7 +215,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         public Exception? Error { get; set; }
     }
 
-    /// <summary>Pings the node; one that misses <see cref="ClusterPoolOptions.NodeTimeout"/> twice in a row is taken for dead.</summary>
+    /// <summary>Pings the node; one that misses <see cref="ClusterPoolOptions.NodeTimeout"/> three times in a row is taken for dead.</summary>
     private async Task WatchNodeAsync(CancellationToken stop)
     {
         var missed = 0;
@@ -207,7 +233,8 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
             }
             catch (Exception e)
             {
-                if (++missed < 2) continue;
+                if (++missed < 3) continue;
+                nodeLost(nodeName);
                 _ended.TrySetResult((new ExitStatus(null, null), $"stopped answering ({e.GetType().Name}: {e.Message})"));
                 return;
             }

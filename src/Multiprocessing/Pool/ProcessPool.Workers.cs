@@ -134,6 +134,11 @@ public sealed partial class ProcessPool
         if (refill || retireForMemory) worker.RequestDispatch();
     }
 
+    private long _retriedTasks;
+
+    /// <summary>How many tasks ran again after their lane was lost (see <see cref="ProcessPoolOptions.MaxRetries"/>).</summary>
+    internal long RetriedTasks => Interlocked.Read(ref _retriedTasks);
+
     internal void OnLaneExited(LaneState worker, ExitStatus status)
     {
         List<Chunk> lost;
@@ -178,12 +183,14 @@ public sealed partial class ProcessPool
                 if (running is not null && running.Retries < _options.MaxRetries)
                 {
                     running.Retries++;
+                    Interlocked.Add(ref _retriedTasks, running.Count);
                     runningIndex = -1;
                     running = null;
                 }
                 foreach (var chunk in alsoBegun.Where(c => c.Retries < _options.MaxRetries).ToList())
                 {
                     chunk.Retries++;
+                    Interlocked.Add(ref _retriedTasks, chunk.Count);
                     alsoBegun.Remove(chunk);
                 }
             }
