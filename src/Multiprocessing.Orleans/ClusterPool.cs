@@ -65,35 +65,11 @@ public sealed partial class ClusterPool : IProcessPool
     /// <summary>The number of slots: the workers of all its nodes.</summary>
     public int Processes => _pool.Processes;
 
-    /// <summary>The client connection the pool made itself (<see cref="ClusterPoolNode.ConnectAsync"/>), closed with the pool.</summary>
-    internal Microsoft.Extensions.Hosting.IHost? Connection { get; set; }
+    /// <inheritdoc />
+    public void Dispose() => _pool.Dispose();
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        _pool.Dispose();
-        Connection?.Dispose();
-    }
-
-    /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        await _pool.DisposeAsync().ConfigureAwait(false);
-        if (Connection is { } connection)
-        {
-            // A connection to a node that died may not close gracefully: bounded.
-            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            try
-            {
-                await connection.StopAsync(limit.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Closed ungracefully below.
-            }
-            connection.Dispose();
-        }
-    }
+    public ValueTask DisposeAsync() => _pool.DisposeAsync();
 
     /// <inheritdoc />
     public override string ToString() => $"<ClusterPool nodes={Nodes.Count} slots={Processes}>";

@@ -14,9 +14,6 @@ public class ExampleTests
         { "ImagePipeline", "before/after of image 0", false, "24 96 96 2" },
         // A listener and clients that are separate programs (this one started again), a wait over them, a wrong key refused.
         { "Connections", "Connections complete.", false, "" },
-        // Two node processes of itself (Orleans silos on loopback), a ClusterPool over them, one node killed midway:
-        // the pool's retries finish the work (the program exits non-zero if any task is lost).
-        { "Cluster", "cluster: 24 tasks on 2 nodes", false, "--tasks 24 --kill-one" },
     };
 
     [Theory]
