@@ -57,9 +57,7 @@ public sealed partial class ProcessPool
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<TResult>(cancellationToken);
         // A closure differs per call: ship it inline rather than growing every worker's function table.
         var job = new ApplyJob<TResult>(Ship(func, cacheable: false), _serializer);
-        ReadOnlyMemory<byte> payload;
-        using (Crossing()) payload = Chunk.Serialize(_serializer, new[] { args });
-        Submit(job, [new Chunk(job, 0, 0, 1, payload)], 1);
+        Submit(job, [new Chunk(job, 0, 0, 1, SerializeItems(new[] { args }))], 1);
         WatchCancellation(job, cancellationToken);
         return job.Task;
     }

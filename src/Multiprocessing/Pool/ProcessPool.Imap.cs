@@ -119,9 +119,7 @@ public sealed partial class ProcessPool
                 while (buffer.Count < chunkSize && _input.MoveNext()) buffer.Add(_input.Current);
                 if (buffer.Count > 0)
                 {
-                    ReadOnlyMemory<byte> payload;
-                    using (pool.Crossing()) payload = Chunk.Serialize(pool._serializer, buffer.ToArray(), "Imap", _offset);
-                    (batch ??= []).Add(new Chunk(job, job.Submitted, _offset, buffer.Count, payload));
+                    (batch ??= []).Add(new Chunk(job, job.Submitted, _offset, buffer.Count, pool.SerializeItems(buffer.ToArray(), "Imap", _offset)));
                     job.Submitted++;
                     _offset += buffer.Count;
                     items += buffer.Count;

@@ -66,9 +66,7 @@ public sealed partial class ProcessPool
             {
                 var offset = i * size;
                 var count = Math.Min(size, all.Length - offset);
-                ReadOnlyMemory<byte> payload;
-                using (Crossing()) payload = Chunk.Serialize(_serializer, chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray(), "Map", offset);
-                batch.Add(new Chunk(job, i, offset, count, payload));
+                batch.Add(new Chunk(job, i, offset, count, SerializeItems(chunkCount == 1 ? all : all.AsSpan(offset, count).ToArray(), "Map", offset)));
                 batchItems += count;
                 if (batch.Count >= Math.Min(1024, 8 << Math.Min(i / 64, 7)) || i == chunkCount - 1)
                 {

@@ -23,6 +23,12 @@ public sealed partial class ProcessPool
     /// <summary>While values are written for the calls, when they go to another machine: see <see cref="ProcessPoolOptions.Destination"/>.</summary>
     internal MachineBoundary.Scope? Crossing() => _options.Destination is { } destination ? MachineBoundary.Crossing(destination) : null;
 
+    /// <summary>A chunk's items, serialized for wherever the calls go (see <see cref="Chunk.Serialize"/>).</summary>
+    internal ReadOnlyMemory<byte> SerializeItems<TItem>(TItem[] items, string? call = null, int offset = 0)
+    {
+        using (Crossing()) return Chunk.Serialize(_serializer, items, call, offset);
+    }
+
     /// <summary>
     /// A job whose function was shipped for it alone (a closure) tells the workers to drop it when it
     /// is over, so a long-lived pool does not keep every Map's captured values forever.
