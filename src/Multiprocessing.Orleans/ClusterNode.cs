@@ -30,6 +30,9 @@ internal sealed class ClusterNode(IOptions<ClusterNodeOptions> options, ILocalSi
 
     public ProcessPool Pool => _pool.Value;
 
+    /// <summary>The calls drivers sent, kept until they have the answers.</summary>
+    public NodeCalls Calls { get; } = new();
+
     public NodeDescription Describe() => new(silo.SiloAddress.ToParsableString(), options.Value.Workers ?? Environment.ProcessorCount, Build);
 
     public async ValueTask DisposeAsync()

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Orleans;
 using Orleans.Runtime;
 
@@ -19,6 +20,14 @@ namespace Multiprocessing.Orleans;
 public sealed partial class ClusterPool : IProcessPool
 {
     private readonly ProcessPool _pool;
+    private readonly IClusterClient _client;
+    private readonly ClusterPoolOptions _options;
+    private readonly string _driver = Guid.NewGuid().ToString("N");
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, NodeSlots> _nodes = [];
+    private readonly HashSet<string> _refused = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _watching;
 
     /// <summary>Connects to the nodes of the cluster <paramref name="client"/> reaches; each active silo that runs a node offers its workers as slots.</summary>
     /// <exception cref="InvalidOperationException">No silo runs a node, or a node runs another build of the application.</exception>
@@ -29,35 +38,37 @@ public sealed partial class ClusterPool : IProcessPool
         if (options.NodeTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), options.NodeTimeout, "ClusterPoolOptions.NodeTimeout must be positive.");
         if (options.MaxRetries < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxRetries, "ClusterPoolOptions.MaxRetries cannot be negative (0 runs each task at most once).");
         if (options.NodeCheckInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), options.NodeCheckInterval, "ClusterPoolOptions.NodeCheckInterval must be positive.");
-        // A constructor, as ProcessPool's: the nodes are asked once, here, before any work is taken.
-        var nodes = DiscoverAsync(client, options).GetAwaiter().GetResult();
-        Nodes = [.. nodes.Select(n => n.Node)];
-        var slots = nodes.SelectMany(n => Enumerable.Repeat(n.Node, n.Slots)).ToArray();
-        var driver = Guid.NewGuid().ToString("N");
-        var next = -1;
-        // Nodes whose lanes ended because they stopped answering: a replacement lane goes to a node still up.
-        var lost = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+        (_client, _options) = (client, options);
+        // A constructor, as ProcessPool's: the nodes are asked once, here, before any work is taken; later ones join
+        // as they come (see WatchClusterAsync).
+        var nodes = DiscoverAsync(throwOnOtherBuild: true).GetAwaiter().GetResult();
+        if (nodes.Count == 0)
+            throw new InvalidOperationException(
+                $"The cluster has no ClusterPool nodes ({_refused.Count} other active silos{(_refused.Count > 0 ? ": " + string.Join(", ", _refused) : "")}). " +
+                "Start nodes with silo.AddClusterPoolNode() in each silo's host.");
+        foreach (var node in nodes) _nodes[node.Node] = new NodeSlots(node.Node, node.Slots);
         _pool = new ProcessPool(new ProcessPoolOptions
         {
-            Processes = slots.Length,
+            Processes = nodes.Sum(n => n.Slots),
             TaskTimeout = options.TaskTimeout,
             Serializer = options.Serializer,
             Destination = "a ClusterPool node",
             MaxRetries = options.MaxRetries,
             Logger = options.Logger,
             MeterFactory = options.MeterFactory,
-            WorkerStartTimeout = options.NodeTimeout * 2,
-        }, (name, events, replacing) =>
-        {
-            var slot = slots[(int)((uint)Interlocked.Increment(ref next) % (uint)slots.Length)];
-            for (var i = 0; i < slots.Length && lost.ContainsKey(slot); i++)
-                slot = slots[(int)((uint)Interlocked.Increment(ref next) % (uint)slots.Length)];
-            return new NodeLane(name, events, client.GetGrain<INodeGrain>(slot), slot, driver, options, node => lost[node] = true);
-        });
+            WorkerStartTimeout = options.NodeTimeout * 3 + options.NodeCheckInterval * 3, // a lane asks its node up to three times (NodeLane.ReachAsync)
+        }, NewLane);
+        _watching = WatchClusterAsync(_stop.Token);
     }
 
-    /// <summary>The nodes this pool runs work on (their silos' addresses).</summary>
-    public IReadOnlyList<string> Nodes { get; }
+    /// <summary>The nodes this pool runs work on now (their silos' addresses): those it found, and those that joined since, less those lost.</summary>
+    public IReadOnlyList<string> Nodes
+    {
+        get
+        {
+            lock (_lock) return [.. _nodes.Values.Where(n => !n.Lost).Select(n => n.Name)];
+        }
+    }
 
     /// <summary>How many tasks ran again on another node after the node running them died (see <see cref="ClusterPoolOptions.MaxRetries"/>).</summary>
     public long Retried => _pool.RetriedTasks;
@@ -65,42 +76,129 @@ public sealed partial class ClusterPool : IProcessPool
     /// <summary>The number of slots: the workers of all its nodes.</summary>
     public int Processes => _pool.Processes;
 
-    /// <inheritdoc />
-    public void Dispose() => _pool.Dispose();
+    /// <summary>The client connection the pool made itself (<see cref="ClusterPoolNode.ConnectAsync"/>), closed with the pool.</summary>
+    internal Microsoft.Extensions.Hosting.IHost? Connection { get; set; }
 
     /// <inheritdoc />
-    public ValueTask DisposeAsync() => _pool.DisposeAsync();
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _pool.Dispose();
+        if (Connection is { } connection) ClusterPoolNode.StopAsync(connection).GetAwaiter().GetResult();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        await _pool.DisposeAsync().ConfigureAwait(false);
+        await _watching.ConfigureAwait(false);
+        if (Connection is { } connection) await ClusterPoolNode.StopAsync(connection).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
     public override string ToString() => $"<ClusterPool nodes={Nodes.Count} slots={Processes}>";
 
-    private static async Task<List<NodeDescription>> DiscoverAsync(IClusterClient client, ClusterPoolOptions options)
+    /// <summary>
+    /// A lane for the scheduler, on the node with the most slots free (a node with 4 workers gets twice the lanes of a
+    /// node with 2); one that replaces a lost lane goes to a node still up.
+    /// </summary>
+    private NodeLane NewLane(string name, ILaneEvents events, bool replacing)
     {
-        var hosts = await client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(options.NodeTimeout).ConfigureAwait(false);
-        var nodes = new List<NodeDescription>();
-        var without = new List<string>();
+        NodeSlots node;
+        lock (_lock)
+        {
+            node = _nodes.Values.OrderBy(n => n.Lost).ThenByDescending(n => n.Slots - n.Lanes).ThenByDescending(n => n.Slots).First();
+            node.Lanes++;
+        }
+        return new NodeLane(name, events, _client.GetGrain<INodeGrain>(node.Name), node.Name, _driver, _options, NodeLost, LaneEnded);
+    }
+
+    private void NodeLost(string node)
+    {
+        lock (_lock)
+            if (_nodes.TryGetValue(node, out var slots) && !slots.Lost)
+            {
+                slots.Lost = true;
+                _options.Logger?.LogWarning("ClusterPool lost the node {Node}; its lanes move to the nodes still up", node);
+            }
+    }
+
+    private void LaneEnded(string node)
+    {
+        lock (_lock)
+            if (_nodes.TryGetValue(node, out var slots)) slots.Lanes--;
+    }
+
+    /// <summary>Looks for nodes that joined the cluster every <see cref="ClusterPoolOptions.NodeCheckInterval"/> and gives them lanes.</summary>
+    private async Task WatchClusterAsync(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.NodeCheckInterval, stop).ConfigureAwait(false);
+                foreach (var node in await DiscoverAsync(throwOnOtherBuild: false).ConfigureAwait(false))
+                {
+                    lock (_lock) _nodes[node.Node] = new NodeSlots(node.Node, node.Slots);
+                    _options.Logger?.LogInformation("The node {Node} joined the ClusterPool with {Slots} slots", node.Node, node.Slots);
+                    if (!_pool.AddLanes(node.Slots)) return;
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // The cluster could not be asked this time (a gateway going away): the next round asks again.
+                _options.Logger?.LogDebug(e, "ClusterPool could not look for new nodes");
+            }
+        }
+    }
+
+    /// <summary>The active silos that run a node and are not yet known to this pool (or refused: another build).</summary>
+    private async Task<List<NodeDescription>> DiscoverAsync(bool throwOnOtherBuild)
+    {
+        var hosts = await _client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(_options.NodeTimeout).ConfigureAwait(false);
+        var found = new List<NodeDescription>();
         foreach (var silo in hosts.Keys)
         {
+            var name = silo.ToParsableString();
+            lock (_lock)
+                if (_nodes.ContainsKey(name) || _refused.Contains(name)) continue;
             NodeDescription node;
             try
             {
-                node = await client.GetGrain<INodeGrain>(silo.ToParsableString()).Describe().WaitAsync(options.NodeTimeout).ConfigureAwait(false);
+                node = await _client.GetGrain<INodeGrain>(name).Describe().WaitAsync(_options.NodeTimeout).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not TimeoutException)
             {
-                without.Add($"{silo} ({e.GetType().Name})");
+                // A silo that does not run a node (no AddClusterPoolNode): not asked again.
+                lock (_lock) _refused.Add(name);
+                _options.Logger?.LogDebug(e, "The silo {Silo} runs no ClusterPool node", name);
                 continue;
             }
             if (node.Build != ClusterNode.Build)
-                throw new InvalidOperationException(
-                    $"The node {node.Node} runs another build of the application ({node.Build}) than this driver ({ClusterNode.Build}). " +
-                    "Every node must run the same build as the driver (workers run the driver's methods by their metadata): deploy the same build everywhere.");
-            nodes.Add(node);
+            {
+                var message = $"The node {node.Node} runs another build of the application ({node.Build}) than this driver ({ClusterNode.Build}). " +
+                    "Every node must run the same build as the driver (workers run the driver's methods by their metadata): deploy the same build everywhere.";
+                if (throwOnOtherBuild) throw new InvalidOperationException(message);
+                lock (_lock) _refused.Add(name);
+                _options.Logger?.LogError("{Message} The node gets no work from this pool.", message);
+                continue;
+            }
+            found.Add(node);
         }
-        if (nodes.Count == 0)
-            throw new InvalidOperationException(
-                $"The cluster has no ClusterPool nodes ({hosts.Count} active silos{(without.Count > 0 ? ": " + string.Join(", ", without) : "")}). " +
-                "Start nodes with silo.AddClusterPoolNode() in each silo's host.");
-        return nodes;
+        return found;
+    }
+
+    /// <summary>A node's slots and the lanes this pool has on it.</summary>
+    private sealed class NodeSlots(string name, int slots)
+    {
+        public string Name { get; } = name;
+        public int Slots { get; } = slots;
+        public int Lanes { get; set; }
+        public bool Lost { get; set; }
     }
 }

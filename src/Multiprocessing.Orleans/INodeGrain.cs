@@ -13,9 +13,17 @@ internal interface INodeGrain : IGrainWithStringKey
     [Alias("Describe")]
     Task<NodeDescription> Describe();
 
-    /// <summary>Runs one chunk serialized by the driver on the node's pool; the serialized results, or the failure.</summary>
+    /// <summary>
+    /// Runs one chunk serialized by the driver on the node's pool (once per driver and call id: asking again joins the
+    /// run or gets its kept answer); the serialized results, or the failure. <paramref name="received"/>: calls whose
+    /// answers the driver has, which the node stops keeping.
+    /// </summary>
     [Alias("Run"), ResponseTimeout("1.00:00:00")]
-    Task<NodeReply> Run(string? functionKey, [Immutable] byte[] definition, [Immutable] byte[] payload, int count, CancellationToken cancellationToken = default);
+    Task<NodeReply> Run(string driver, long callId, string? functionKey, [Immutable] byte[] definition, [Immutable] byte[] payload, int count, [Immutable] long[] received, CancellationToken cancellationToken = default);
+
+    /// <summary>What the node knows of the driver's calls that have no answer yet (see <see cref="NodeCalls"/>); also the driver's check that the node is up.</summary>
+    [Alias("Check")]
+    Task<byte[]> Check(string driver, [Immutable] long[] received, [Immutable] long[] unanswered);
 
     /// <summary>Lets the node's workers drop a function the driver's finished job used.</summary>
     [Alias("Forget")]

@@ -14,7 +14,19 @@ internal sealed class NodeGrain(ClusterNode node) : Grain, INodeGrain
 {
     public Task<NodeDescription> Describe() => Task.FromResult(node.Describe());
 
-    public async Task<NodeReply> Run(string? functionKey, byte[] definition, byte[] payload, int count, CancellationToken cancellationToken = default)
+    public Task<NodeReply> Run(string driver, long callId, string? functionKey, byte[] definition, byte[] payload, int count, long[] received, CancellationToken cancellationToken = default)
+    {
+        if (received.Length > 0) node.Calls.Received(driver, received);
+        return node.Calls.Run(driver, callId, cancel => RunAsync(functionKey, definition, payload, count, cancel), cancellationToken);
+    }
+
+    public Task<byte[]> Check(string driver, long[] received, long[] unanswered)
+    {
+        node.Calls.Received(driver, received);
+        return Task.FromResult(node.Calls.States(driver, unanswered));
+    }
+
+    private async Task<NodeReply> RunAsync(string? functionKey, byte[] definition, byte[] payload, int count, CancellationToken cancellationToken)
     {
         try
         {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using MessagePack;
+using Microsoft.Extensions.Logging;
 
 namespace Multiprocessing.Orleans;
 
@@ -12,13 +13,14 @@ namespace Multiprocessing.Orleans;
 /// Calls a lane holds run at once on the node, but their answers reach the scheduler in the order they were sent, as
 /// a worker's do.
 /// </summary>
-internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options, Action<string> nodeLost) : ILane
+internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options, Action<string> nodeLost, Action<string> laneEnded) : ILane
 {
     private readonly object _gate = new();
     private readonly object _reporting = new();
     private readonly Queue<Call> _sent = new(); // in the order sent; answered from the front
     private readonly Dictionary<long, Call> _byId = [];
     private readonly ConcurrentQueue<int> _forgets = new();
+    private readonly ConcurrentQueue<long> _received = new();
     private readonly TaskCompletionSource<(ExitStatus Status, string? Why)> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _exitRequested;
     private string? _endedBecause;
@@ -29,18 +31,18 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
 
     public void Run()
     {
-        try
-        {
-            node.Describe().WaitAsync(options.NodeTimeout).GetAwaiter().GetResult();
-        }
-        catch (Exception e)
+        // Asked more than once: the first way to a node can fail while the node is up (the client's connection to a
+        // gateway that died, until the client stops choosing it).
+        if (ReachAsync().GetAwaiter().GetResult() is { } e)
         {
             nodeLost(nodeName);
+            laneEnded(nodeName);
             events.FailedToStart(new WorkerCrashedException($"The node {nodeName} did not answer ({e.GetType().Name}: {e.Message})", 0, null, null, []));
             return;
         }
         if (!events.Started())
         {
+            laneEnded(nodeName);
             events.Exited(new ExitStatus(0, null));
             return;
         }
@@ -52,6 +54,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         _endedBecause = why;
         lock (_gate)
             foreach (var call in _sent) call.Cancel.Cancel();
+        laneEnded(nodeName); // before the scheduler replaces this lane, so the replacement counts it gone
         events.Exited(status);
     }
 
@@ -66,7 +69,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
                 _sent.Enqueue(call);
                 _byId[chunk.CallId] = call;
             }
-            _ = RunAsync(call);
+            _ = SendAsync(call);
         }
         if (thenExit)
         {
@@ -108,7 +111,12 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
 
     private string? Key(Chunk chunk) => chunk.Job.Function.Id == 0 ? null : $"{driver}:{chunk.Job.Function.Id}";
 
-    private async Task RunAsync(Call call)
+    /// <summary>
+    /// Sends a call to the node and notes its answer. A call that fails on its way while the node answers is sent
+    /// again, as is one the node reports answered or never received while no answer came (its message or answer was
+    /// lost through a gateway that died): the node runs a call once however often it is asked (<see cref="NodeCalls"/>).
+    /// </summary>
+    private async Task SendAsync(Call call)
     {
         var chunk = call.Chunk;
         NodeReply reply;
@@ -116,7 +124,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         {
             try
             {
-                reply = await node.Run(Key(chunk), chunk.Job.Function.Definition, chunk.Payload.ToArray(), chunk.Count, call.Cancel.Token).ConfigureAwait(false);
+                reply = await node.Run(driver, chunk.CallId, Key(chunk), chunk.Job.Function.Definition, call.Payload, chunk.Count, TakeReceived(), call.Cancel.Token).ConfigureAwait(false);
                 break;
             }
             catch (OperationCanceledException) when (call.Cancel.IsCancellationRequested)
@@ -126,9 +134,8 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
             }
             catch (Exception e)
             {
-                // A call can fail on the way (through a gateway that died) while its node is up: the node is asked.
-                // One that answers gets the call again (it never ran: the connection failed); one that does not is lost.
-                if (!_ended.Task.IsCompleted && await AnswersAsync().ConfigureAwait(false)) continue;
+                if (call.Answered) return;
+                if (!_ended.Task.IsCompleted && await ReachAsync().ConfigureAwait(false) is null) continue;
                 nodeLost(nodeName);
                 _ended.TrySetResult((new ExitStatus(null, null), $"could not be reached ({e.GetType().Name}: {e.Message})"));
                 return;
@@ -143,22 +150,36 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         Answered(call, reply.Results ?? ReadOnlyMemory<byte>.Empty, error);
     }
 
-    /// <summary>Whether the node answers within <see cref="ClusterPoolOptions.NodeTimeout"/>, asked up to three times.</summary>
-    private async Task<bool> AnswersAsync()
+    /// <summary>The calls answered since the node was last told, for the node to stop keeping their answers.</summary>
+    private long[] TakeReceived()
     {
+        if (_received.IsEmpty) return [];
+        var ids = new List<long>();
+        while (ids.Count < 4096 && _received.TryDequeue(out var id)) ids.Add(id);
+        return [.. ids];
+    }
+
+    /// <summary>
+    /// Null when the node answers within <see cref="ClusterPoolOptions.NodeTimeout"/>, asked up to three times
+    /// <see cref="ClusterPoolOptions.NodeCheckInterval"/> apart; otherwise why the last attempt failed.
+    /// </summary>
+    private async Task<Exception?> ReachAsync()
+    {
+        Exception? last = null;
         for (var attempt = 0; attempt < 3; attempt++)
         {
+            if (attempt > 0) await Task.Delay(options.NodeCheckInterval).ConfigureAwait(false);
             try
             {
                 await node.Describe().WaitAsync(options.NodeTimeout).ConfigureAwait(false);
-                return true;
+                return null;
             }
-            catch (Exception)
+            catch (Exception e)
             {
-                await Task.Delay(options.NodeCheckInterval).ConfigureAwait(false);
+                last = e;
             }
         }
-        return false;
+        return last;
     }
 
     /// <summary>Notes a call's outcome, then reports every answered call at the front, in the order they were sent.</summary>
@@ -166,9 +187,11 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
     {
         lock (_gate)
         {
+            if (call.Answered) return; // asked twice (see SendAsync): the first answer counts
             call.Elapsed = Stopwatch.GetTimestamp() - call.Since;
             (call.Results, call.Error, call.Answered) = (results, error, true);
         }
+        _received.Enqueue(call.Chunk.CallId);
         lock (_reporting)
         {
             while (true)
@@ -207,6 +230,8 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
     private sealed class Call(Chunk chunk)
     {
         public Chunk Chunk { get; } = chunk;
+        public byte[] Payload { get; } = chunk.Payload.ToArray();
+        public int Resending;
         public long Since { get; } = Stopwatch.GetTimestamp();
         public CancellationTokenSource Cancel { get; } = new();
         public bool Answered { get; set; }
@@ -215,7 +240,11 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         public Exception? Error { get; set; }
     }
 
-    /// <summary>Pings the node; one that misses <see cref="ClusterPoolOptions.NodeTimeout"/> three times in a row is taken for dead.</summary>
+    /// <summary>
+    /// Checks on the node every <see cref="ClusterPoolOptions.NodeCheckInterval"/>: one that misses
+    /// <see cref="ClusterPoolOptions.NodeTimeout"/> three times in a row is taken for dead. The check also asks what the
+    /// node knows of the calls sent more than a timeout ago that have no answer, and sends again those it is not running.
+    /// </summary>
     private async Task WatchNodeAsync(CancellationToken stop)
     {
         var missed = 0;
@@ -224,8 +253,14 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
             try
             {
                 await Task.Delay(options.NodeCheckInterval, stop).ConfigureAwait(false);
-                await node.Describe().WaitAsync(options.NodeTimeout, stop).ConfigureAwait(false);
+                Call[] waiting;
+                var before = Stopwatch.GetTimestamp() - (long)(options.NodeTimeout.TotalSeconds * Stopwatch.Frequency);
+                lock (_gate) waiting = [.. _sent.Where(c => !c.Answered && c.Since < before)];
+                var states = await node.Check(driver, TakeReceived(), [.. waiting.Select(c => c.Chunk.CallId)]).WaitAsync(options.NodeTimeout, stop).ConfigureAwait(false);
                 missed = 0;
+                for (var i = 0; i < waiting.Length; i++)
+                    if (states[i] != NodeCalls.Running && !waiting[i].Answered && Interlocked.Exchange(ref waiting[i].Resending, 1) == 0)
+                        _ = ResendAsync(waiting[i]);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -239,5 +274,12 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
                 return;
             }
         }
+    }
+
+    private async Task ResendAsync(Call call)
+    {
+        options.Logger?.LogDebug("Asking {Node} again for call {CallId}: its message or answer was lost on the way", nodeName, call.Chunk.CallId);
+        await SendAsync(call).ConfigureAwait(false);
+        Volatile.Write(ref call.Resending, 0);
     }
 }

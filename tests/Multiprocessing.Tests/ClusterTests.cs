@@ -118,4 +118,24 @@ public class ClusterNodeLossTests
         var results = await map.WaitAsync(TestSupport.Patience);
         Assert.Equal(Enumerable.Range(0, 60).Select(x => x * 2), results); // complete and in order: what the dead node held ran again on the other
     }
+
+    [Fact]
+    public async Task A_node_that_joins_during_a_Map_takes_work()
+    {
+        await using var cluster = await TwoNodeCluster.StartAsync();
+        await using var pool = new ClusterPool(cluster.Client, new ClusterPoolOptions { NodeCheckInterval = TimeSpan.FromMilliseconds(500) });
+        Assert.Equal(2, pool.Processes);
+        var map = pool.MapAsync(static (int x) => { Thread.Sleep(200); return (X: x, Worker: Environment.ProcessId); }, Enumerable.Range(0, 60), chunkSize: 1);
+        await Task.Delay(500);
+        var joined = await cluster.StartAdditionalSiloAsync().WaitAsync(TestSupport.Patience);
+        var until = DateTime.UtcNow + TestSupport.Patience;
+        while (pool.Nodes.Count < 3 && DateTime.UtcNow < until) await Task.Delay(100);
+        Assert.Contains(joined.SiloAddress.ToParsableString(), pool.Nodes);
+        Assert.Equal(3, pool.Processes); // its one worker is a slot of the pool now
+        Assert.False(map.IsCompleted, "the Map ended before the node joined: the test proves nothing");
+        var results = await map.WaitAsync(TestSupport.Patience);
+        Assert.Equal(Enumerable.Range(0, 60), results.Select(r => r.X));
+        // The new node's worker ran part of the same Map: three worker processes took part.
+        Assert.Equal(3, results.Select(r => r.Worker).Distinct().Count());
+    }
 }

@@ -33,7 +33,7 @@ public sealed partial class ProcessPool
     internal void OnInitializerFailed(LaneState worker, Exception error)
     {
         _logger.LogError(error, "Pool {Pool} worker {Name}: the initializer threw; the pool is broken", _poolId, worker.Lane.Name);
-        Break(new MultiprocessingException($"The pool's initializer threw in worker {worker.Lane.Name} (pid {worker.Lane.Pid}): {error.Message}", error));
+        Break(new MultiprocessingException($"The pool's initializer threw in worker {Who(worker)}: {error.Message}", error));
     }
 
     internal void OnLaneFailedToStart(LaneState worker, Exception error)
@@ -202,7 +202,7 @@ public sealed partial class ProcessPool
             if (!worker.Ready && _state == State.Running && reason == KillReason.None)
             {
                 if (status.Signal is 9 or 15) pause = StartFailedLocked(worker.Lane.Crashed(
-                    $"Worker {worker.Lane.Name} (pid {worker.Lane.Pid}) was killed by signal {status.Signal} before it was ready", status));
+                    $"Worker {Who(worker)} was killed by signal {status.Signal} before it was ready", status));
                 else replace = ++_failedStarts < 3;
             }
         }
@@ -213,12 +213,12 @@ public sealed partial class ProcessPool
             var failed = stopped is not null ? lost : running is not null ? [running, .. alsoBegun] : alsoBegun;
             var error = stopped ?? reason switch
             {
-                KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {worker.Lane.Name} (pid {worker.Lane.Pid}) was killed and replaced."),
+                KillReason.Timeout => new TimeoutException($"The task ran longer than TaskTimeout ({_options.TaskTimeout}); its worker {Who(worker)} was killed and replaced."),
                 KillReason.Cancelled => new OperationCanceledException("The task was cancelled and did not stop within the grace period; its worker was killed."),
                 _ when running is { DiedBeforeStart: >= MaxDeathsBeforeStart } => worker.Lane.Crashed(
                     $"{MaxDeathsBeforeStart} workers died after taking this task and before its code began (the last: {worker.Lane.Name}, pid {worker.Lane.Pid}), " +
                     "while its arguments were read; a type whose deserialization crashes the process is the usual cause", status),
-                _ => worker.Lane.Crashed($"Worker {worker.Lane.Name} (pid {worker.Lane.Pid}) died while running this task", status),
+                _ => worker.Lane.Crashed($"Worker {Who(worker)} died while running this task", status),
             };
             foreach (var chunk in failed)
             {
@@ -353,4 +353,7 @@ public sealed partial class ProcessPool
             w.Lane.Kill();
         }
     }
+
+    /// <summary>A lane as messages name it: its name, and its process id when it is a process here.</summary>
+    private static string Who(LaneState worker) => worker.Lane.Pid > 0 ? $"{worker.Lane.Name} (pid {worker.Lane.Pid})" : worker.Lane.Name;
 }

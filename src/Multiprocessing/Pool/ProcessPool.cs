@@ -23,7 +23,8 @@ public sealed partial class ProcessPool : IProcessPool
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly LinkedList<Chunk> _queue = new();
-    private readonly LaneState?[] _lanes;
+    // Replaced (never changed in place) when lanes are added, so a reader's copy stays whole; written under _lock.
+    private volatile LaneState?[] _lanes;
     private readonly LaneFactory _newLane;
     private readonly PoolMetrics _metrics;
     private readonly ConcurrentDictionary<(MethodInfo, Type), ShippedFunction> _statelessFunctions = new();
@@ -82,15 +83,14 @@ public sealed partial class ProcessPool : IProcessPool
         _serializer = options.Serializer ?? new MessagePackObjectSerializer();
         _logger = options.Logger ?? NullLogger.Instance;
         _metrics = PoolMetrics.For(options.MeterFactory);
-        Processes = options.Processes ?? Environment.ProcessorCount;
-        _lanes = new LaneState?[Processes];
+        _lanes = new LaneState?[options.Processes ?? Environment.ProcessorCount];
         _newLane = lanes ?? ((name, events, replacing) => new WorkerLane(name, events, options.Initializer, _serializer, replacing));
         if (options.Initializer is not null)
         {
             // Refuse an initializer that cannot travel now, not in every worker.
             _ = ShippedFunction.Encode(options.Initializer, _serializer);
         }
-        for (var slot = 0; slot < Processes; slot++) StartWorker(slot, replacing: false);
+        for (var slot = 0; slot < _lanes.Length; slot++) StartWorker(slot, replacing: false);
         if (options.TaskTimeout is { } timeout)
         {
             var period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 10, 250));
@@ -99,7 +99,26 @@ public sealed partial class ProcessPool : IProcessPool
     }
 
     /// <summary>The number of worker processes.</summary>
-    public int Processes { get; }
+    public int Processes => _lanes.Length;
+
+    /// <summary>
+    /// Adds <paramref name="count"/> lanes, made by the pool's lane factory, to a running pool (a cluster node that
+    /// joined); false when the pool no longer takes work.
+    /// </summary>
+    internal bool AddLanes(int count)
+    {
+        int first;
+        lock (_lock)
+        {
+            if (_state != State.Running) return false;
+            first = _lanes.Length;
+            var grown = new LaneState?[first + count];
+            Array.Copy(_lanes, grown, first);
+            _lanes = grown;
+        }
+        for (var slot = first; slot < first + count; slot++) StartWorker(slot, replacing: false);
+        return true;
+    }
 }
 
 /// <summary>Jobs whose completion can be awaited (to release their cancellation registration).</summary>
