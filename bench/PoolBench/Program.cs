@@ -3,7 +3,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Multiprocessing;
-using Spectre.Console;
+using static BenchSupport;
 
 if (args.Contains("--cold-pool"))
 {
@@ -151,12 +151,6 @@ static double FirstCall(string scenario)
     }
 }
 
-static void WarmUp(Action work)
-{
-    var clock = Stopwatch.StartNew();
-    while (clock.Elapsed < TimeSpan.FromSeconds(2)) work();
-}
-
 static int Inc(int x) => x + 1;
 static double Area(Shape s) => s switch { Circle c => Math.PI * c.R * c.R, Rect r => r.W * r.H, _ => 0 };
 static int One() => 1;
@@ -176,19 +170,6 @@ static int CountPrimes((int Start, int End) span)
     return count;
 }
 
-static double Seconds(Action work)
-{
-    var sw = Stopwatch.StartNew();
-    work();
-    return sw.Elapsed.TotalSeconds;
-}
-
-static double Median(int reps, Func<double> measure)
-{
-    var values = Enumerable.Range(0, reps).Select(_ => measure()).Order().ToArray();
-    return values[values.Length / 2];
-}
-
 static void Print(List<Row> rows, JsonElement? python, bool markdown)
 {
     string Num(double v) => v >= 1000 ? v.ToString("N0") : v.ToString("0.0");
@@ -206,20 +187,7 @@ static void Print(List<Row> rows, JsonElement? python, bool markdown)
 
     var headers = new[] { "Benchmark", "Unit", ".NET (this library)", "CPython fork", "CPython spawn", "vs fork", "vs spawn" };
     var lines = rows.Select(r => new[] { r.Name, r.Unit, Num(r.Value), Py(r, "fork"), Py(r, "spawn"), Ratio(r, "fork"), Ratio(r, "spawn") }).ToList();
-    if (markdown)
-    {
-        Console.WriteLine("| " + string.Join(" | ", headers) + " |");
-        Console.WriteLine("|" + string.Concat(headers.Select(_ => "---|")));
-        foreach (var l in lines) Console.WriteLine("| " + string.Join(" | ", l) + " |");
-    }
-    else
-    {
-        var table = new Table().Title("Multiprocessing vs CPython multiprocessing (medians; ratios > 1 mean this library is faster)");
-        foreach (var h in headers) table.AddColumn(h);
-        foreach (var l in lines) table.AddRow(l.Select(Markup.Escape).ToArray());
-        AnsiConsole.Write(table);
-    }
-    Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
+    BenchTable.Print("Multiprocessing vs CPython multiprocessing (medians; ratios > 1 mean this library is faster)", headers, lines, markdown);
 }
 
 /// <summary>A table row; <paramref name="Fork"/> and <paramref name="Spawn"/> carry CPython's figures when measured apart from pool_bench.py.</summary>

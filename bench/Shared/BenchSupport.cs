@@ -58,4 +58,26 @@ internal static class BenchSupport
         if (!p.Join(TimeSpan.FromMinutes(2))) { p.Kill(); throw new TimeoutException($"{p.Name} did not finish"); }
         if (p.Exception is not null) throw new InvalidOperationException($"{p.Name} failed", p.Exception);
     }
+
+    /// <summary>How long <paramref name="work"/> takes, in seconds.</summary>
+    public static double Seconds(Action work)
+    {
+        var sw = Stopwatch.StartNew();
+        work();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The median of <paramref name="reps"/> measures.</summary>
+    public static double Median(int reps, Func<double> measure)
+    {
+        var values = Enumerable.Range(0, reps).Select(_ => measure()).Order().ToArray();
+        return values[values.Length / 2];
+    }
+
+    /// <summary>Runs <paramref name="work"/> for a while first (steady state, as BenchmarkDotNet measures it).</summary>
+    public static void WarmUp(Action work, int seconds = 2)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(seconds)) work();
+    }
 }

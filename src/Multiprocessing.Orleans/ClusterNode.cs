@@ -21,6 +21,9 @@ internal sealed class ClusterNode(IOptions<ClusterNodeOptions> options, ILocalSi
     {
         Processes = options.Value.Workers,
         WorkerStartTimeout = options.Value.WorkerStartTimeout,
+        // A worker holds the next call while it runs one: between tasks it then waits for nobody, not for this
+        // process to be scheduled beside busy workers on a busy machine.
+        MinWindow = 2,
     }));
 
     /// <summary>The build a driver must run too: the application's entry assembly (its name and module version).</summary>

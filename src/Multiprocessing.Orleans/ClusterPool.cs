@@ -57,6 +57,10 @@ public sealed partial class ClusterPool : IProcessPool
             Logger = options.Logger,
             MeterFactory = options.MeterFactory,
             WorkerStartTimeout = options.NodeTimeout * 3 + options.NodeCheckInterval * 3, // a lane asks its node up to three times (NodeLane.ReachAsync)
+            // A node's round trip goes through Orleans and three busy processes: it holds more work queued, and never
+            // less than its running call and the next, so its worker does not wait for the driver between tasks.
+            LaneLatency = TimeSpan.FromMilliseconds(20),
+            MinWindow = 2,
         }, NewLane);
         _watching = WatchClusterAsync(_stop.Token);
     }

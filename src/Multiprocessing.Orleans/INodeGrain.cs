@@ -21,6 +21,17 @@ internal interface INodeGrain : IGrainWithStringKey
     [Alias("Run"), ResponseTimeout("1.00:00:00")]
     Task<NodeReply> Run(string driver, long callId, string? functionKey, [Immutable] byte[] definition, [Immutable] byte[] payload, int count, [Immutable] long[] received, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Runs several short calls in one message (what a lane is given at once when tasks are short: one message per
+    /// call would cost more than the calls); each is run once per driver and call id, as by <see cref="Run"/>.
+    /// </summary>
+    [Alias("RunBatch"), ResponseTimeout("1.00:00:00")]
+    Task<NodeReply[]> RunBatch(string driver, NodeBatch batch, [Immutable] long[] received);
+
+    /// <summary>Cancels the driver's calls (their functions see their cancellation token cancelled).</summary>
+    [Alias("Cancel")]
+    Task Cancel(string driver, [Immutable] long[] callIds);
+
     /// <summary>What the node knows of the driver's calls that have no answer yet (see <see cref="NodeCalls"/>); also the driver's check that the node is up.</summary>
     [Alias("Check")]
     Task<byte[]> Check(string driver, [Immutable] long[] received, [Immutable] long[] unanswered);
@@ -33,6 +44,16 @@ internal interface INodeGrain : IGrainWithStringKey
 /// <summary>What a node offers: its slots, and the build it runs (nodes of another build are refused).</summary>
 [GenerateSerializer, Immutable, Alias("Multiprocessing.NodeDescription")]
 internal sealed record NodeDescription([property: Id(0)] string Node, [property: Id(1)] int Slots, [property: Id(2)] string Build);
+
+/// <summary>Calls sent in one message: each call's id, function key, definition (by index: a job's chunks share one), payload and item count.</summary>
+[GenerateSerializer, Immutable, Alias("Multiprocessing.NodeBatch")]
+internal sealed record NodeBatch(
+    [property: Id(0)] long[] CallIds,
+    [property: Id(1)] string?[] Keys,
+    [property: Id(2)] byte[][] Definitions,
+    [property: Id(3)] int[] DefinitionOf,
+    [property: Id(4)] byte[][] Payloads,
+    [property: Id(5)] int[] Counts);
 
 /// <summary>A chunk's outcome: the results as the node's worker serialized them, or the exception (as the library ships exceptions).</summary>
 [GenerateSerializer, Immutable, Alias("Multiprocessing.NodeReply")]

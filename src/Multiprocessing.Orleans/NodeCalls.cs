@@ -37,6 +37,13 @@ internal sealed class NodeCalls
             if (call.AnsweredAt is { } at && Stopwatch.GetElapsedTime(at, now) > Keep) _calls.TryRemove(key, out _);
     }
 
+    /// <summary>Cancels the driver's calls that are running here.</summary>
+    public void Cancel(string driver, long[] callIds)
+    {
+        foreach (var id in callIds)
+            if (_calls.TryGetValue((driver, id), out var call)) call.Cancel();
+    }
+
     /// <summary>For each call id: <see cref="Unknown"/>, <see cref="Running"/> or <see cref="Answered"/>.</summary>
     public byte[] States(string driver, long[] callIds)
     {
@@ -53,9 +60,12 @@ internal sealed class NodeCalls
 
         public long? AnsweredAt { get; private set; }
 
+        public void Cancel() => _cancel.Cancel();
+
         public async Task<NodeReply> Join(Func<CancellationToken, Task<NodeReply>> run, CancellationToken cancellationToken)
         {
             Task<NodeReply> task;
+            // Started under the lock, which only its own requests take: it runs to its first wait, then the lock is free.
             lock (this) task = _run ??= Start(run);
             // Any request's cancellation cancels the run: they all ask for the same call.
             await using var registration = cancellationToken.Register(static state => ((CancellationTokenSource)state!).Cancel(), _cancel).ConfigureAwait(false);
@@ -64,7 +74,6 @@ internal sealed class NodeCalls
 
         private async Task<NodeReply> Start(Func<CancellationToken, Task<NodeReply>> run)
         {
-            await Task.Yield(); // out of the lock
             try
             {
                 return await run(_cancel.Token).ConfigureAwait(false);

@@ -20,6 +20,24 @@ internal sealed class NodeGrain(ClusterNode node) : Grain, INodeGrain
         return node.Calls.Run(driver, callId, cancel => RunAsync(functionKey, definition, payload, count, cancel), cancellationToken);
     }
 
+    public async Task<NodeReply[]> RunBatch(string driver, NodeBatch batch, long[] received)
+    {
+        if (received.Length > 0) node.Calls.Received(driver, received);
+        var runs = new Task<NodeReply>[batch.CallIds.Length];
+        for (var i = 0; i < runs.Length; i++)
+        {
+            var (key, definition, payload, count) = (batch.Keys[i], batch.Definitions[batch.DefinitionOf[i]], batch.Payloads[i], batch.Counts[i]);
+            runs[i] = node.Calls.Run(driver, batch.CallIds[i], cancel => RunAsync(key, definition, payload, count, cancel), CancellationToken.None);
+        }
+        return await Task.WhenAll(runs);
+    }
+
+    public Task Cancel(string driver, long[] callIds)
+    {
+        node.Calls.Cancel(driver, callIds);
+        return Task.CompletedTask;
+    }
+
     public Task<byte[]> Check(string driver, long[] received, long[] unanswered)
     {
         node.Calls.Received(driver, received);

@@ -61,16 +61,21 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
     public void Send(IReadOnlyList<Chunk> chunks, bool thenExit)
     {
         while (_forgets.TryDequeue(out var id)) _ = ForgetAsync(id);
-        foreach (var chunk in chunks)
+        var calls = new Call[chunks.Count];
+        for (var i = 0; i < calls.Length; i++)
         {
-            var call = new Call(chunk);
+            var call = calls[i] = new Call(chunks[i]);
             lock (_gate)
             {
                 _sent.Enqueue(call);
-                _byId[chunk.CallId] = call;
+                _byId[call.Chunk.CallId] = call;
             }
-            _ = SendAsync(call);
         }
+        // Given several at once, tasks are short (the window is wide only then): one message carries many.
+        if (calls.Length >= BatchFrom)
+            foreach (var batch in calls.Chunk(BatchMost)) _ = SendBatchAsync(batch);
+        else
+            foreach (var call in calls) _ = SendAsync(call);
         if (thenExit)
         {
             _exitRequested = true;
@@ -85,9 +90,27 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
 
     public void Cancel(IReadOnlyCollection<long> callIds)
     {
+        var batched = new List<long>();
         lock (_gate)
             foreach (var id in callIds)
-                if (_byId.TryGetValue(id, out var call)) call.Cancel.Cancel();
+                if (_byId.TryGetValue(id, out var call))
+                {
+                    call.Cancel.Cancel(); // a call of its own: Orleans passes the cancellation on
+                    if (call.Batched) batched.Add(id);
+                }
+        if (batched.Count > 0) _ = CancelOnNodeAsync([.. batched]);
+    }
+
+    private async Task CancelOnNodeAsync(long[] callIds)
+    {
+        try
+        {
+            await node.Cancel(driver, callIds).WaitAsync(options.NodeTimeout).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A node that cannot be told is gone or going: the lane's check ends what it held.
+        }
     }
 
     public void Kill() => _ended.TrySetResult((new ExitStatus(null, 9), "its lane was stopped by the pool"));
@@ -141,6 +164,46 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
                 return;
             }
         }
+        Answer(call, reply);
+    }
+
+    private const int BatchFrom = 3, BatchMost = 64;
+
+    /// <summary>
+    /// Sends calls in one message and notes their answers. When the message fails on its way, each call is sent
+    /// again on its own (the node runs each once, however it is asked; see <see cref="SendAsync"/>).
+    /// </summary>
+    private async Task SendBatchAsync(Call[] calls)
+    {
+        foreach (var call in calls) call.Batched = true;
+        var definitions = new List<byte[]>();
+        var definitionOf = new int[calls.Length];
+        for (var i = 0; i < calls.Length; i++)
+        {
+            var definition = calls[i].Chunk.Job.Function.Definition;
+            var index = definitions.FindIndex(d => ReferenceEquals(d, definition));
+            if (index < 0) { index = definitions.Count; definitions.Add(definition); }
+            definitionOf[i] = index;
+        }
+        var batch = new NodeBatch(
+            [.. calls.Select(c => c.Chunk.CallId)], [.. calls.Select(c => Key(c.Chunk))], [.. definitions], definitionOf,
+            [.. calls.Select(c => c.Payload)], [.. calls.Select(c => c.Chunk.Count)]);
+        NodeReply[] replies;
+        try
+        {
+            replies = await node.RunBatch(driver, batch, TakeReceived()).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            foreach (var call in calls)
+                if (!call.Answered) _ = SendAsync(call);
+            return;
+        }
+        for (var i = 0; i < calls.Length; i++) Answer(calls[i], replies[i]);
+    }
+
+    private void Answer(Call call, NodeReply reply)
+    {
         Exception? error = null;
         if (reply.Error is { } shipped)
         {
@@ -232,6 +295,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         public Chunk Chunk { get; } = chunk;
         public byte[] Payload { get; } = chunk.Payload.ToArray();
         public int Resending;
+        public bool Batched { get; set; }
         public long Since { get; } = Stopwatch.GetTimestamp();
         public CancellationTokenSource Cancel { get; } = new();
         public bool Answered { get; set; }

@@ -90,6 +90,21 @@ public sealed class PackageTests(PackedLibrary package)
     }
 
     [Fact]
+    public void The_cluster_package_alone_runs_a_ClusterPool_over_a_node_of_the_consumer_app()
+    {
+        // A fresh app that names only Multiprocessing.Orleans: the core comes with it, Orleans too; no Orleans SDK of its own.
+        var app = package.NewConsumer("ClusterApp", "run");
+        var (exitCode, output) = package.TryDotnet(app, "run", $"-p:MultiprocessingVersion={package.Version}");
+        Assert.True(exitCode == 0, $"dotnet run of the cluster consumer exited with {exitCode}:\n{output}");
+        Assert.Contains("cluster: 1 node, 2 slots, 2 worker processes, FormatException rebuilt", output);
+        Assert.Contains("cluster checks passed", output);
+        using var nupkg = System.IO.Compression.ZipFile.OpenRead(Path.Combine(Path.GetDirectoryName(package.Nupkg)!, $"Multiprocessing.Orleans.{package.Version}.nupkg"));
+        var nuspec = new StreamReader(nupkg.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open()).ReadToEnd();
+        Assert.Contains($"<dependency id=\"Multiprocessing\" version=\"[{package.Version}]\"", nuspec);
+        Assert.Contains("lib/net10.0/Multiprocessing.Orleans.xml", nupkg.Entries.Select(e => e.FullName));
+    }
+
+    [Fact]
     public void The_package_carries_docs_symbols_readme_license_and_its_build_checks()
     {
         using var nupkg = System.IO.Compression.ZipFile.OpenRead(package.Nupkg);
@@ -183,11 +198,15 @@ public sealed class PackedLibrary : IDisposable
 
     public PackedLibrary()
     {
-        var project = Path.Combine(RepositoryRoot(), "src", "Multiprocessing", "Multiprocessing.csproj");
-        // Its own artifacts folder: packing must not touch the build the tests run from.
-        Dotnet(Root, "pack", project, "-c", "Release", "-o", Feed, "--artifacts-path", Path.Combine(Root, "artifacts"),
-            $"-p:VersionSuffix=test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}");
-        Nupkg = Directory.EnumerateFiles(Feed, "Multiprocessing.*.nupkg").Single();
+        // Both packages, at one version: the core and the cluster pool (which depends on the core's exact version).
+        var suffix = $"-p:VersionSuffix=test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
+        foreach (var name in new[] { "Multiprocessing", "Multiprocessing.Orleans" })
+        {
+            var project = Path.Combine(RepositoryRoot(), "src", name, name + ".csproj");
+            // Its own artifacts folder: packing must not touch the build the tests run from.
+            Dotnet(Root, "pack", project, "-c", "Release", "-o", Feed, "--artifacts-path", Path.Combine(Root, "artifacts"), suffix);
+        }
+        Nupkg = Directory.EnumerateFiles(Feed, "Multiprocessing.*.nupkg").Single(f => !Path.GetFileName(f).StartsWith("Multiprocessing.Orleans.", StringComparison.Ordinal));
         Version = Path.GetFileNameWithoutExtension(Nupkg)["Multiprocessing.".Length..];
         // No <clear/>: the machine's own sources still serve the package's dependencies.
         File.WriteAllText(Path.Combine(Root, "nuget.config"), $"""

@@ -10,6 +10,9 @@ internal sealed class ForwardedJob(ShippedFunction function, ISerializer seriali
     private readonly TaskCompletionSource<byte[]> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task<byte[]> Task => _done.Task;
+
+    // One job per chunk the driver sent: the chunks of one driver's job share the function, and its timing.
+    protected override ChunkTiming Timing => Function.Timing;
     Task IHasTask.Completion => _done.Task;
 
     // The bytes belong to the lane's receive buffer: copied before the call returns.

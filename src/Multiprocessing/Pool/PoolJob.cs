@@ -16,26 +16,28 @@ internal abstract class PoolJob
 
     // How long this job's chunks take, learned from its own results (guarded by the pool's lock). Not carried over
     // from earlier work: after a Map of trivial items, a Map of heavy ones must not start with a window of hundreds.
-    private double _averageTicks = -1;
+    // Forwarded jobs (one per chunk a cluster's driver sends) share their function's, as the chunks of one Map do.
+    private readonly ChunkTiming _timing = new();
+
+    protected virtual ChunkTiming Timing => _timing;
 
     /// <summary>
     /// How many of this job's chunks a worker may hold in flight: enough that it never waits a round trip for
-    /// work when chunks are short, one when chunks are long so work balances across workers, two until the
-    /// first result tells. Caller holds the pool's lock.
+    /// work when chunks are short, <paramref name="least"/> when chunks are long so work balances across workers,
+    /// two until the first result tells. <paramref name="latency"/>: the work that hides the lane's round trip
+    /// many times over. Caller holds the pool's lock.
     /// </summary>
-    public int Window
+    public int Window(TimeSpan latency, int least)
     {
-        get
-        {
-            if (_averageTicks < 0) return 2;
-            var roundTrip = System.Diagnostics.Stopwatch.Frequency / 1000.0; // ~1 ms of work covers a round trip many times over
-            if (_averageTicks >= roundTrip) return 1;
-            return (int)Math.Clamp(roundTrip / Math.Max(_averageTicks, 1) + 1, 2, 256);
-        }
+        var average = Timing.AverageTicks;
+        if (average < 0) return Math.Max(2, least);
+        var roundTrip = latency.TotalSeconds * System.Diagnostics.Stopwatch.Frequency;
+        if (average >= roundTrip) return least;
+        return (int)Math.Clamp(roundTrip / Math.Max(average, 1) + 1, Math.Max(2, least), 256);
     }
 
     /// <summary>Folds one chunk's run time into the job's average. Caller holds the pool's lock.</summary>
-    public void RecordElapsed(long ticks) => _averageTicks = _averageTicks < 0 ? ticks : _averageTicks * 0.8 + ticks * 0.2;
+    public void RecordElapsed(long ticks) => Timing.AverageTicks = Timing.AverageTicks < 0 ? ticks : Timing.AverageTicks * 0.8 + ticks * 0.2;
 
     /// <summary>Completed, failed or cancelled: chunks still queued are dropped, late results ignored.</summary>
     public bool Finished => Volatile.Read(ref _finished) == 1;
@@ -82,4 +84,10 @@ internal abstract class PoolJob
             throw new InvalidDataException($"A worker returned {values.Length} results for a chunk of {chunk.Count} items.");
         return values;
     }
+}
+
+/// <summary>How long chunks take, on average (in stopwatch ticks; negative until the first result). Guarded by the pool's lock.</summary>
+internal sealed class ChunkTiming
+{
+    public double AverageTicks { get; set; } = -1;
 }

@@ -106,7 +106,7 @@ public sealed partial class ProcessPool
                 var max = _options.MaxTasksPerChild ?? int.MaxValue;
                 var fairShare = FairShareLocked();
                 while (!worker.Retiring && worker.Assigned < max && _queue.First is { } node
-                       && worker.InFlight.Count < Math.Min(node.Value.Job.Window, fairShare))
+                       && worker.InFlight.Count < Math.Min(node.Value.Job.Window(_options.LaneLatency, _options.MinWindow), fairShare))
                 {
                     _queue.RemoveFirst();
                     var chunk = node.Value;

@@ -62,6 +62,15 @@ public sealed record ProcessPoolOptions
     /// before it fails, as Ray's <c>max_retries</c>: 0 (the default) runs each task at most once.
     /// </summary>
     internal int MaxRetries { get; init; }
+
+    /// <summary>
+    /// How much work a lane should hold queued to hide its round trip (see <see cref="PoolJob.Window"/>): 1 ms for this
+    /// machine's workers; more for a cluster's nodes, whose round trip goes through the network and busier processes.
+    /// </summary>
+    internal TimeSpan LaneLatency { get; init; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>The fewest calls a lane holds while work is queued: 2 for a node, so its worker finds the next call waiting when one ends.</summary>
+    internal int MinWindow { get; init; } = 1;
 }
 
 /// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>

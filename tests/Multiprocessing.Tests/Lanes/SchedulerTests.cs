@@ -51,13 +51,32 @@ public class SchedulerTests
     [Fact]
     public void A_new_job_starts_with_a_window_of_two_and_learns_from_its_own_chunks()
     {
+        var local = TimeSpan.FromMilliseconds(1); // this machine's workers
         var job = new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer());
-        Assert.Equal(2, job.Window);
+        Assert.Equal(2, job.Window(local, 1));
         job.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 100_000); // 10 µs chunks: many in flight hide the round trip
-        Assert.InRange(job.Window, 50, 256);
+        Assert.InRange(job.Window(local, 1), 50, 256);
         for (var i = 0; i < 20; i++) job.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 10); // 100 ms chunks: one at a time
-        Assert.Equal(1, job.Window);
-        Assert.Equal(2, new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer()).Window); // nothing carried over
+        Assert.Equal(1, job.Window(local, 1));
+        Assert.Equal(2, new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer()).Window(local, 1)); // nothing carried over
+        // A cluster's node lane: a longer round trip to hide, and never fewer than two calls held.
+        Assert.Equal(2, job.Window(TimeSpan.FromMilliseconds(20), 2));
+        var shortCalls = new ApplyJob<int>(new ShippedFunction(1, []), new MessagePackObjectSerializer());
+        shortCalls.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 1000); // 1 ms per call, the round trip included
+        Assert.Equal(1, shortCalls.Window(local, 1)); // long for a local worker
+        Assert.Equal(21, shortCalls.Window(TimeSpan.FromMilliseconds(20), 2));
+    }
+
+    [Fact]
+    public void Forwarded_chunks_of_one_function_share_what_was_learned_of_its_chunks()
+    {
+        // One job per chunk a cluster's driver sends: each new one must not start blind, or a node's worker would
+        // hold two calls at most however short they are.
+        var function = new ShippedFunction(7, [], shared: true);
+        var first = new ForwardedJob(function, new MessagePackObjectSerializer());
+        first.RecordElapsed(System.Diagnostics.Stopwatch.Frequency / 100_000);
+        Assert.InRange(new ForwardedJob(function, new MessagePackObjectSerializer()).Window(TimeSpan.FromMilliseconds(1), 1), 50, 256);
+        Assert.Equal(2, new ForwardedJob(new ShippedFunction(8, [], shared: true), new MessagePackObjectSerializer()).Window(TimeSpan.FromMilliseconds(1), 1));
     }
 
     private static int Nap(int ms)
