@@ -90,6 +90,11 @@ try
                 WarmUp(() => pool.Map(CountPrimes, slices, 1), seconds: 6);
                 var cluster = Median(() => Seconds(() => pool.Map(CountPrimes, slices, 1).Sum()));
                 rows.Add(new Row($"CPU-bound speedup, 2 nodes x 1 worker over sequential C#, {label}", "x", false, sequential / cluster, null, Goal: 1.8));
+                // For reference, what this machine gives a local pool of 2 on the same tasks (no cluster in the way).
+                using var local = new ProcessPool(2);
+                WarmUp(() => local.Map(CountPrimes, slices, 1), seconds: 4);
+                var localPool = Median(() => Seconds(() => local.Map(CountPrimes, slices, 1).Sum()));
+                rows.Add(new Row($"  (reference: a local ProcessPool(2) on the same {tasks} tasks)", "x", false, sequential / localPool, null));
             }
         }
     }

@@ -66,6 +66,21 @@ public class ClusterTests(TwoNodeCluster nodes) : IClassFixture<TwoNodeCluster>
     }
 
     [Fact]
+    public async Task A_cancelled_Map_ends_on_the_nodes_too_and_the_pool_goes_on()
+    {
+        await using var cluster = new ClusterPool(nodes.Cluster.Client);
+        // Short tasks first (their calls go to the nodes in batches), then long ones that are running when cancelled.
+        cluster.Map(static (int x) => x, Enumerable.Range(0, 2000), chunkSize: 1);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            cluster.MapAsync(static (int x) => { Thread.Sleep(x < 1000 ? 1 : 200); return x; }, Enumerable.Range(0, 1100), chunkSize: 1, cancel.Token).WaitAsync(TestSupport.Patience));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"the cancelled Map took {started.Elapsed} to end (run out, it takes over 10 s)");
+        var after = await cluster.MapAsync(static (int x) => x, [1, 2, 3]).WaitAsync(TestSupport.Patience);
+        Assert.Equal([1, 2, 3], after);
+    }
+
+    [Fact]
     public async Task What_lives_on_one_machine_is_refused_at_the_call_naming_the_value()
     {
         await using var cluster = new ClusterPool(nodes.Cluster.Client);
