@@ -28,6 +28,10 @@ internal interface INodeGrain : IGrainWithStringKey
     [Alias("RunBatch"), ResponseTimeout("1.00:00:00")]
     Task<NodeReply[]> RunBatch(string driver, NodeBatch batch, [Immutable] long[] received);
 
+    /// <summary>The answer of a call the node ran or runs (see <see cref="NodeCalls.Collect"/>), without running it; null when the node has none.</summary>
+    [Alias("Collect"), ResponseTimeout("1.00:00:00")]
+    Task<NodeReply?> Collect(string driver, long callId);
+
     /// <summary>Cancels the driver's calls (their functions see their cancellation token cancelled).</summary>
     [Alias("Cancel")]
     Task Cancel(string driver, [Immutable] long[] callIds);

@@ -26,6 +26,10 @@ internal sealed class NodeCalls
         return call.Join(run, cancellationToken);
     }
 
+    /// <summary>The answer of a call this node has (waiting for it if it still runs); null when it has none (never received, or already collected).</summary>
+    public Task<NodeReply>? Collect(string driver, long callId) =>
+        _calls.TryGetValue((driver, callId), out var call) ? call.Answer : null;
+
     /// <summary>Drops the calls the driver has the answers to; and, now and then, answers nobody confirmed for long.</summary>
     public void Received(string driver, long[] callIds)
     {
@@ -61,6 +65,14 @@ internal sealed class NodeCalls
         public long? AnsweredAt { get; private set; }
 
         public void Cancel() => _cancel.Cancel();
+
+        public Task<NodeReply>? Answer
+        {
+            get
+            {
+                lock (this) return _run;
+            }
+        }
 
         public async Task<NodeReply> Join(Func<CancellationToken, Task<NodeReply>> run, CancellationToken cancellationToken)
         {

@@ -32,6 +32,9 @@ internal sealed class NodeGrain(ClusterNode node) : Grain, INodeGrain
         return await Task.WhenAll(runs);
     }
 
+    public async Task<NodeReply?> Collect(string driver, long callId) =>
+        node.Calls.Collect(driver, callId) is { } answer ? await answer : null;
+
     public Task Cancel(string driver, long[] callIds)
     {
         node.Calls.Cancel(driver, callIds);

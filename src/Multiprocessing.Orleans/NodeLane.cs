@@ -145,6 +145,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         NodeReply reply;
         while (true)
         {
+            if (call.Answered) return; // answered meanwhile (asked again, see ResendAsync): never run twice
             try
             {
                 reply = await node.Run(driver, chunk.CallId, Key(chunk), chunk.Job.Function.Definition, call.Payload, chunk.Count, TakeReceived(), call.Cancel.Token).ConfigureAwait(false);
@@ -324,7 +325,7 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
                 missed = 0;
                 for (var i = 0; i < waiting.Length; i++)
                     if (states[i] != NodeCalls.Running && !waiting[i].Answered && Interlocked.Exchange(ref waiting[i].Resending, 1) == 0)
-                        _ = ResendAsync(waiting[i]);
+                        _ = ResendAsync(waiting[i], answeredOnNode: states[i] == NodeCalls.Answered);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -340,10 +341,31 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
         }
     }
 
-    private async Task ResendAsync(Call call)
+    /// <summary>
+    /// Asks again for a call whose message or answer was lost on the way: the answer the node keeps when it ran the
+    /// call (never a second run: the lane may have the answer by now and told the node so), or the call itself when
+    /// the node never received it.
+    /// </summary>
+    private async Task ResendAsync(Call call, bool answeredOnNode)
     {
         options.Logger?.LogDebug("Asking {Node} again for call {CallId}: its message or answer was lost on the way", nodeName, call.Chunk.CallId);
-        await SendAsync(call).ConfigureAwait(false);
+        if (!answeredOnNode)
+        {
+            await SendAsync(call).ConfigureAwait(false);
+        }
+        else
+        {
+            try
+            {
+                if (await node.Collect(driver, call.Chunk.CallId).ConfigureAwait(false) is { } reply) Answer(call, reply);
+                else if (!call.Answered)
+                    Answered(call, default, new WorkerCrashedException($"The node {nodeName} ran this task but its answer was lost on the way and is no longer kept", 0, null, null, []));
+            }
+            catch (Exception)
+            {
+                // The node is checked again at the next round; a node that stopped answering ends the lane.
+            }
+        }
         Volatile.Write(ref call.Resending, 0);
     }
 }

@@ -154,3 +154,44 @@ public class ClusterNodeLossTests
         Assert.Equal(3, results.Select(r => r.Worker).Distinct().Count());
     }
 }
+
+public class NodeCallsTests
+{
+    [Fact]
+    public async Task A_call_asked_for_twice_runs_once_and_its_answer_is_kept_until_the_driver_has_it()
+    {
+        var calls = new NodeCalls();
+        var runs = 0;
+        var release = new TaskCompletionSource();
+        async Task<NodeReply> Run(CancellationToken _)
+        {
+            Interlocked.Increment(ref runs);
+            await release.Task;
+            return new NodeReply([42], null);
+        }
+        var first = calls.Run("driver", 7, Run, CancellationToken.None);
+        var again = calls.Run("driver", 7, Run, CancellationToken.None); // a resend: joins the run under way
+        Assert.Equal([NodeCalls.Running, NodeCalls.Unknown], calls.States("driver", [7, 8]));
+        release.SetResult();
+        Assert.Equal([42], (await first).Results);
+        Assert.Equal([42], (await again).Results);
+        Assert.Equal(1, runs);
+        Assert.Equal(NodeCalls.Answered, calls.States("driver", [7])[0]);
+        Assert.Equal([42], (await calls.Collect("driver", 7)!).Results); // an answer lost on the way is asked for again
+        Assert.Equal([42], (await calls.Run("driver", 7, Run, CancellationToken.None)).Results);
+        Assert.Equal(1, runs);
+        calls.Received("driver", [7]);
+        Assert.Null(calls.Collect("driver", 7));
+        Assert.Equal(NodeCalls.Unknown, calls.States("driver", [7])[0]);
+        Assert.Equal(NodeCalls.Unknown, calls.States("another driver", [7])[0]); // drivers' ids are their own
+    }
+
+    [Fact]
+    public async Task Cancelling_a_call_by_id_cancels_its_run()
+    {
+        var calls = new NodeCalls();
+        var run = calls.Run("driver", 1, async cancel => { await Task.Delay(Timeout.Infinite, cancel); return new NodeReply(null, null); }, CancellationToken.None);
+        calls.Cancel("driver", [1]);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(TestSupport.Patience));
+    }
+}
