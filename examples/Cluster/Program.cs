@@ -4,6 +4,7 @@
 //
 //   dotnet run --project examples/Cluster                      2 nodes on loopback, 40 tasks
 //   dotnet run --project examples/Cluster -- --kill-one        kill a node a third of the way in: retries finish the work
+//   ... -- --local                                             the same map on a local ProcessPool (the code takes an IProcessPool)
 //   ... -- --kill-one --no-retries                             the same at most once: the tasks that node held fail, named
 //   ... -- --join-late                                         a third node joins midway and takes its share
 //   ... -- --redis 127.0.0.1:6379                              membership kept in Redis (any node may die) instead of node 0
@@ -16,6 +17,16 @@ using Multiprocessing;
 using Multiprocessing.Orleans;
 
 if (args.Contains("--node")) return await RunNodeAsync(args);
+if (args.Contains("--local"))
+{
+    // The same map on this machine's own pool: the code below the pool is written against IProcessPool.
+    var count = int.Parse(Option("--tasks") ?? "40");
+    await using IProcessPool local = new ProcessPool(2);
+    var ran = 0;
+    await foreach (var _ in CountPrimes(local, Enumerable.Range(0, count).Select(Span))) ran++;
+    Console.WriteLine($"local: {count} tasks on 1 machine, {count - ran} lost");
+    return count == ran ? 0 : 1;
+}
 
 var tasks = int.Parse(Option("--tasks") ?? "40");
 var killOne = args.Contains("--kill-one");
@@ -53,7 +64,7 @@ try
     var killedAt = (Stopwatch?)null;
     try
     {
-        await foreach (var (_, node) in pool.ImapUnorderedAsync(CountPrimesOnNode, Spans(pool)))
+        await foreach (var (_, node) in CountPrimes(pool, Spans(pool)))
         {
             done++;
             perNode[node] = perNode.GetValueOrDefault(node) + 1;
@@ -94,9 +105,15 @@ IEnumerable<(int Start, int End)> Spans(ClusterPool pool)
             while (pool.Nodes.Count < 3 && waited.Elapsed < TimeSpan.FromSeconds(90)) Thread.Sleep(100);
             Console.WriteLine($"  node pid {started[^1].Id} joined after {waited.Elapsed.TotalSeconds:0.0} s: {pool}");
         }
-        yield return (3_000_000 + i * 20_000, 3_000_000 + (i + 1) * 20_000);
+        yield return Span(i);
     }
 }
+
+static (int Start, int End) Span(int i) => (3_000_000 + i * 20_000, 3_000_000 + (i + 1) * 20_000);
+
+// The map, written against IProcessPool: a ClusterPool or a local ProcessPool run it alike.
+static IAsyncEnumerable<(int Primes, int Node)> CountPrimes(IProcessPool pool, IEnumerable<(int Start, int End)> spans) =>
+    pool.ImapUnorderedAsync(CountPrimesOnNode, spans);
 
 string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 

@@ -57,10 +57,11 @@ public sealed partial class ClusterPool : IProcessPool
             Logger = options.Logger,
             MeterFactory = options.MeterFactory,
             WorkerStartTimeout = options.NodeTimeout * 3 + options.NodeCheckInterval * 3, // a lane asks its node up to three times (NodeLane.ReachAsync)
-            // A node's round trip goes through Orleans and three busy processes: it holds more work queued, and never
-            // less than its running call and the next, so its worker does not wait for the driver between tasks.
+            // A node's round trip goes through Orleans and three busy processes: it holds more work queued, and while
+            // the queue is long, its running call and the next, so its worker does not wait for the driver between
+            // tasks; at a job's end one at a time again, so no node sits idle while another has a task waiting.
             LaneLatency = TimeSpan.FromMilliseconds(20),
-            MinWindow = 2,
+            MinWindowWhileQueued = 2,
         }, NewLane);
         _watching = WatchClusterAsync(_stop.Token);
     }

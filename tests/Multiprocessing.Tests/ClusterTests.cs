@@ -135,6 +135,25 @@ public class ClusterNodeLossTests
     }
 
     [Fact]
+    public async Task Work_spreads_by_slots_a_node_with_two_workers_gets_twice_the_work_of_a_node_with_one()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        var configured = 0; // the first silo configured gets two workers, the second one
+        builder.ConfigureSilo((_, node) => { var workers = Interlocked.Increment(ref configured) == 1 ? 2 : 1; node.AddClusterPoolNode(options => options with { Workers = workers }); });
+        await using var cluster = builder.Build();
+        await cluster.DeployAsync().WaitAsync(TestSupport.Patience);
+        await using var pool = new ClusterPool(cluster.Client);
+        Assert.Equal(3, pool.Processes);
+        var workers = await pool.MapAsync(static (int _) => { Thread.Sleep(100); return Environment.ProcessId; }, Enumerable.Range(0, 60), chunkSize: 1).WaitAsync(TestSupport.Patience);
+        // Three worker processes (two on one node, one on the other), each with about a third of the tasks: the node
+        // of two workers ran about twice what the node of one did.
+        var perWorker = workers.GroupBy(w => w).Select(g => g.Count()).Order().ToArray();
+        Assert.Equal(3, perWorker.Length);
+        // (Spread by node instead, the one worker of the smaller node would run 30, and the other two 15 each.)
+        Assert.True(perWorker[0] >= 15 && perWorker[2] <= 25, $"tasks per worker: {string.Join(", ", perWorker)}");
+    }
+
+    [Fact]
     public async Task A_node_that_joins_during_a_Map_takes_work()
     {
         await using var cluster = await TwoNodeCluster.StartAsync();

@@ -17,6 +17,8 @@ public class ExampleTests
         // Two node processes of itself (Orleans silos on loopback), a ClusterPool over them, one node killed midway:
         // the pool's retries finish the work (the program exits non-zero if any task is lost).
         { "Cluster", "cluster: 24 tasks on 2 nodes, ", false, "--tasks 24 --kill-one" },
+        // The same map on a local ProcessPool: the code takes an IProcessPool.
+        { "Cluster", "local: 16 tasks on 1 machine, 0 lost", false, "--tasks 16 --local" },
         // A third node process joins midway and takes its share.
         { "Cluster", "cluster: 32 tasks on 3 nodes, 0 retried, 0 lost", false, "--tasks 32 --join-late" },
     };

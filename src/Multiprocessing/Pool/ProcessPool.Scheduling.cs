@@ -104,9 +104,9 @@ public sealed partial class ProcessPool
             {
                 if (!worker.Ready || worker.Gone || worker.ExitSent) return;
                 var max = _options.MaxTasksPerChild ?? int.MaxValue;
-                var fairShare = FairShareLocked();
+                var (fairShare, serving) = FairShareLocked();
                 while (!worker.Retiring && worker.Assigned < max && _queue.First is { } node
-                       && worker.InFlight.Count < Math.Min(node.Value.Job.Window(_options.LaneLatency, _options.MinWindow), fairShare))
+                       && worker.InFlight.Count < Math.Min(node.Value.Job.Window(_options.LaneLatency, LeastWindowLocked(serving)), fairShare))
                 {
                     _queue.RemoveFirst();
                     var chunk = node.Value;
@@ -133,9 +133,10 @@ public sealed partial class ProcessPool
 
     /// <summary>
     /// The most chunks one worker may hold: what is outstanding (queued or in flight) split evenly over the
-    /// workers that can run it, so no worker takes work that another would otherwise sit idle without.
+    /// workers that can run it, so no worker takes work that another would otherwise sit idle without; and how
+    /// many workers can.
     /// </summary>
-    private int FairShareLocked()
+    private (int Share, int Serving) FairShareLocked()
     {
         var outstanding = _queue.Count;
         var serving = 0;
@@ -145,8 +146,14 @@ public sealed partial class ProcessPool
             outstanding += w.InFlight.Count;
             if (w.Ready && !w.Retiring) serving++;
         }
-        return Math.Max(1, (outstanding + Math.Max(serving, 1) - 1) / Math.Max(serving, 1));
+        return (Math.Max(1, (outstanding + Math.Max(serving, 1) - 1) / Math.Max(serving, 1)), serving);
     }
+
+    /// <summary>The fewest calls a lane may hold now (see <see cref="ProcessPoolOptions.MinWindowWhileQueued"/>).</summary>
+    private int LeastWindowLocked(int serving) =>
+        _options.MinWindowWhileQueued > _options.MinWindow && _queue.Count >= _options.MinWindowWhileQueued * Math.Max(serving, 1)
+            ? _options.MinWindowWhileQueued
+            : _options.MinWindow;
 
     private void SendExit(LaneState worker)
     {

@@ -69,8 +69,15 @@ public sealed record ProcessPoolOptions
     /// </summary>
     internal TimeSpan LaneLatency { get; init; } = TimeSpan.FromMilliseconds(1);
 
-    /// <summary>The fewest calls a lane holds while work is queued: 2 for a node, so its worker finds the next call waiting when one ends.</summary>
+    /// <summary>The fewest calls a lane holds while work is queued: 2 for a node's own pool, so its worker finds the next call waiting when one ends.</summary>
     internal int MinWindow { get; init; } = 1;
+
+    /// <summary>
+    /// As <see cref="MinWindow"/>, but only while the queue holds that many calls for every lane: at the end of a job
+    /// lanes take one call at a time again, so none waits with a call queued behind its running one while another lane
+    /// sits idle (a cluster's node lanes: 2).
+    /// </summary>
+    internal int MinWindowWhileQueued { get; init; } = 1;
 }
 
 /// <summary>How far a <see cref="ProcessPool.Map{T, TResult}(Func{T, TResult}, IEnumerable{T}, int?)"/> has come.</summary>
