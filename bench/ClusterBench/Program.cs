@@ -7,6 +7,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Multiprocessing;
+using Microsoft.Extensions.DependencyInjection;
 using Multiprocessing.Orleans;
 using static BenchSupport;
 
@@ -62,6 +63,10 @@ try
         {
             WarmUp(() => { for (var i = 0; i < 100; i++) pool.Apply(One); }, seconds: 6);
             rows.Add(new Row("Apply round trip through a node", "us", true, Median(() => Seconds(() => { for (var i = 0; i < calls; i++) pool.Apply(One); }) / calls * 1e6), "apply_us", Goal: 500));
+            // The floor under it: Orleans' own round trip from this driver to a node's grain, with no work behind it.
+            var node = pool.Connection!.Services.GetRequiredService<Orleans.IClusterClient>().GetGrain<INodeGrain>(pool.Nodes[0]);
+            WarmUp(() => { for (var i = 0; i < 100; i++) node.Describe().GetAwaiter().GetResult(); }, seconds: 3);
+            rows.Add(new Row("  (the floor: an Orleans round trip to the node's grain, no work)", "us", true, Median(() => Seconds(() => { for (var i = 0; i < calls; i++) node.Describe().GetAwaiter().GetResult(); }) / calls * 1e6), null));
         }
         if (Wanted("chunk1"))
         {

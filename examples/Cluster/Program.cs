@@ -10,6 +10,7 @@
 //   ... -- --redis 127.0.0.1:6379                              membership kept in Redis (any node may die) instead of node 0
 //   ... -- --join 10.0.0.5:30000,10.0.0.6:30000                use nodes already running (each started with --node ...)
 //   ... -- --node --silo-port 11111 --gateway-port 30000 [--primary 10.0.0.5:11111 | --redis host:6379] [--address 10.0.0.6]
+// With MP_EXAMPLE_LOG=1 the pool's log (nodes joining, lost, calls asked again) goes to stderr.
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -56,8 +57,15 @@ try
         MaxRetries = retries,
         NodeCheckInterval = TimeSpan.FromSeconds(1),
         NodeTimeout = TimeSpan.FromSeconds(2),
+        Logger = Environment.GetEnvironmentVariable("MP_EXAMPLE_LOG") == "1" ? new StderrLogger() : null,
     });
     Console.WriteLine($"Connected: {pool}");
+    // A node starts its worker processes with its first work: a few short tasks first, until every node has run one,
+    // so what follows (a node killed after it has worked, say) does not depend on how fast each node started.
+    var ready = Stopwatch.StartNew();
+    while (pool.Map(static (int _) => { Thread.Sleep(20); return WorkerProcess.Parent?.Pid ?? 0; }, Enumerable.Range(0, 2 * pool.Processes), chunkSize: 1).Distinct().Count() < pool.Nodes.Count
+           && ready.Elapsed < TimeSpan.FromSeconds(60)) { }
+    Console.WriteLine($"Every node's workers are up ({ready.Elapsed.TotalSeconds:0.0} s)");
 
     var perNode = new SortedDictionary<int, int>();
     var done = 0;
@@ -205,4 +213,13 @@ static int FreePorts()
             return false;
         }
     }
+}
+
+/// <summary>The smallest logger: ClusterPoolOptions.Logger takes any ILogger (a host's, usually).</summary>
+sealed class StderrLogger : Microsoft.Extensions.Logging.ILogger
+{
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Debug;
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss.fff} {logLevel}] {formatter(state, exception)} {exception?.GetType().Name} {exception?.Message}");
 }

@@ -25,7 +25,8 @@ public sealed partial class ClusterPool : IProcessPool
     private readonly string _driver = Guid.NewGuid().ToString("N");
     private readonly Lock _lock = new();
     private readonly Dictionary<string, NodeSlots> _nodes = [];
-    private readonly HashSet<string> _refused = [];
+    private readonly HashSet<string> _refused = []; // nodes of another build
+    private readonly Dictionary<string, string> _unanswered = []; // active silos that did not answer as nodes, and why
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _watching;
 
@@ -44,7 +45,7 @@ public sealed partial class ClusterPool : IProcessPool
         var nodes = DiscoverAsync(throwOnOtherBuild: true).GetAwaiter().GetResult();
         if (nodes.Count == 0)
             throw new InvalidOperationException(
-                $"The cluster has no ClusterPool nodes ({_refused.Count} other active silos{(_refused.Count > 0 ? ": " + string.Join(", ", _refused) : "")}). " +
+                $"The cluster has no ClusterPool nodes ({_unanswered.Count} other active silos{(_unanswered.Count > 0 ? ": " + string.Join(", ", _unanswered.Select(u => $"{u.Key} ({u.Value})")) : "")}). " +
                 "Start nodes with silo.AddClusterPoolNode() in each silo's host.");
         foreach (var node in nodes) _nodes[node.Node] = new NodeSlots(node.Node, node.Slots);
         _pool = new ProcessPool(new ProcessPoolOptions
@@ -116,7 +117,7 @@ public sealed partial class ClusterPool : IProcessPool
             node = _nodes.Values.OrderBy(n => n.Lost).ThenByDescending(n => n.Slots - n.Lanes).ThenByDescending(n => n.Slots).First();
             node.Lanes++;
         }
-        return new NodeLane(name, events, _client.GetGrain<INodeGrain>(node.Name), node.Name, _driver, _options, NodeLost, LaneEnded);
+        return new NodeLane(name, events, _client.GetGrain<INodeGrain>(node.Name), node.Name, _driver, _options, NodeLost, LaneEnded, Contacted);
     }
 
     private void NodeLost(string node)
@@ -127,6 +128,19 @@ public sealed partial class ClusterPool : IProcessPool
                 slots.Lost = true;
                 _options.Logger?.LogWarning("ClusterPool lost the node {Node}; its lanes move to the nodes still up", node);
             }
+    }
+
+    /// <summary>A lane's first contact with its node: three failures in a row and the node is taken for lost.</summary>
+    private void Contacted(string node, bool reached)
+    {
+        bool lost;
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(node, out var slots)) return;
+            slots.FailedContacts = reached ? 0 : slots.FailedContacts + 1;
+            lost = slots.FailedContacts >= 3;
+        }
+        if (lost) NodeLost(node);
     }
 
     private void LaneEnded(string node)
@@ -177,13 +191,15 @@ public sealed partial class ClusterPool : IProcessPool
             {
                 node = await _client.GetGrain<INodeGrain>(name).Describe().WaitAsync(_options.NodeTimeout).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is not TimeoutException)
+            catch (Exception e)
             {
-                // A silo that does not run a node (no AddClusterPoolNode): not asked again.
-                lock (_lock) _refused.Add(name);
-                _options.Logger?.LogDebug(e, "The silo {Silo} runs no ClusterPool node", name);
+                // A silo that runs no node (no AddClusterPoolNode), or one that joined so recently that the silo placing
+                // its grain does not know it yet: asked again next round (a round is one call per such silo).
+                lock (_lock) _unanswered[name] = $"{e.GetType().Name}: {e.Message}";
+                _options.Logger?.LogDebug(e, "The silo {Silo} did not answer as a ClusterPool node", name);
                 continue;
             }
+            lock (_lock) _unanswered.Remove(name);
             if (node.Build != ClusterNode.Build)
             {
                 var message = $"The node {node.Node} runs another build of the application ({node.Build}) than this driver ({ClusterNode.Build}). " +
@@ -205,5 +221,6 @@ public sealed partial class ClusterPool : IProcessPool
         public int Slots { get; } = slots;
         public int Lanes { get; set; }
         public bool Lost { get; set; }
+        public int FailedContacts { get; set; }
     }
 }

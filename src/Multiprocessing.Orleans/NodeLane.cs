@@ -13,7 +13,7 @@ namespace Multiprocessing.Orleans;
 /// Calls a lane holds run at once on the node, but their answers reach the scheduler in the order they were sent, as
 /// a worker's do.
 /// </summary>
-internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options, Action<string> nodeLost, Action<string> laneEnded) : ILane
+internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node, string nodeName, string driver, ClusterPoolOptions options, Action<string> nodeLost, Action<string> laneEnded, Action<string, bool> contacted) : ILane
 {
     private readonly object _gate = new();
     private readonly object _reporting = new();
@@ -33,11 +33,16 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
     {
         // Asked more than once: the first way to a node can fail while the node is up (the client's connection to a
         // gateway that died, until the client stops choosing it).
-        if (ReachAsync().GetAwaiter().GetResult() is { } e)
+        // A node that does not answer is not lost at once: one that just joined may not be known yet to the silo
+        // the call goes through. The pool starts another lane after a pause (a timeout, not a crash, so it never
+        // gives up while other lanes work), which goes to a node with free slots; the pool stops trying a node after
+        // three failed first contacts in a row.
+        var unreachable = ReachAsync().GetAwaiter().GetResult();
+        contacted(nodeName, unreachable is null);
+        if (unreachable is { } e)
         {
-            nodeLost(nodeName);
             laneEnded(nodeName);
-            events.FailedToStart(new WorkerCrashedException($"The node {nodeName} did not answer ({e.GetType().Name}: {e.Message})", 0, null, null, []));
+            events.FailedToStart(new TimeoutException($"The node {nodeName} did not answer ({e.GetType().Name}: {e.Message})", e));
             return;
         }
         if (!events.Started())

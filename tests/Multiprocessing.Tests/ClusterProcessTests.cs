@@ -29,9 +29,9 @@ public class ClusterProcessTests
         await using var redis = await RedisServer.StartAsync();
         var (code, output) = await ExampleRun.RunAsync("Cluster", $"--tasks 48 --kill-one --join-late --redis {redis.Address}");
         Assert.True(code == 0, $"exit code {code}\n{output}");
-        Assert.Contains($"membership in Redis at {redis.Address}", output);
-        Assert.Contains("cluster: 48 tasks on 3 nodes", output); // the two started, and the one that joined, all ran tasks
-        Assert.Contains(" 0 lost", output);
+        Assert.True(output.Contains($"membership in Redis at {redis.Address}", StringComparison.Ordinal), output);
+        Assert.True(output.Contains("cluster: 48 tasks on 3 nodes", StringComparison.Ordinal), output); // the two started, and the one that joined, all ran tasks
+        Assert.True(output.Contains(" 0 lost", StringComparison.Ordinal), output);
     }
 
     [Fact]
