@@ -44,7 +44,7 @@ public sealed partial class ClusterPool : IProcessPool
         // as they come (see WatchClusterAsync).
         var nodes = DiscoverAsync(throwOnOtherBuild: true).GetAwaiter().GetResult();
         if (nodes.Count == 0)
-            throw new InvalidOperationException(
+            throw Refusal(NoNodes,
                 $"The cluster has no ClusterPool nodes ({_unanswered.Count} other active silos{(_unanswered.Count > 0 ? ": " + string.Join(", ", _unanswered.Select(u => $"{u.Key} ({u.Value})")) : "")}). " +
                 "Start nodes with silo.AddClusterPoolNode() in each silo's host.");
         foreach (var node in nodes) _nodes[node.Node] = new NodeSlots(node.Node, node.Slots);
@@ -204,7 +204,7 @@ public sealed partial class ClusterPool : IProcessPool
             {
                 var message = $"The node {node.Node} runs another build of the application ({node.Build}) than this driver ({ClusterNode.Build}). " +
                     "Every node must run the same build as the driver (workers run the driver's methods by their metadata): deploy the same build everywhere.";
-                if (throwOnOtherBuild) throw new InvalidOperationException(message);
+                if (throwOnOtherBuild) throw Refusal(OtherBuild, message);
                 lock (_lock) _refused.Add(name);
                 _options.Logger?.LogError("{Message} The node gets no work from this pool.", message);
                 continue;
@@ -213,6 +213,11 @@ public sealed partial class ClusterPool : IProcessPool
         }
         return found;
     }
+
+    /// <summary>Why a pool could not be made, in its exception's <see cref="Exception.Data"/> under <see cref="Reason"/>: <see cref="ClusterPoolNode.ConnectAsync"/> waits on the one, gives up on the other.</summary>
+    internal const string Reason = "Multiprocessing.Orleans.Reason", NoNodes = "no nodes", OtherBuild = "another build";
+
+    private static InvalidOperationException Refusal(string reason, string message) => new(message) { Data = { [Reason] = reason } };
 
     /// <summary>A node's slots and the lanes this pool has on it.</summary>
     private sealed class NodeSlots(string name, int slots)

@@ -125,29 +125,35 @@ public static class ClusterPoolNode
                     limit.CancelAfter(deadline - DateTime.UtcNow);
                     await host.StartAsync(limit.Token).ConfigureAwait(false);
                 }
-                while (DateTime.UtcNow < deadline)
+                ClusterPool? pool = null;
+                while (pool is null && DateTime.UtcNow < deadline)
                 {
                     try
                     {
-                        var pool = new ClusterPool(host.Services.GetRequiredService<IClusterClient>(), options);
-                        seen = pool.Nodes.Count;
-                        if (seen >= settings.Nodes)
-                        {
-                            pool.Connection = host;
-                            return pool;
-                        }
-                        await pool.DisposeAsync().ConfigureAwait(false);
+                        pool = new ClusterPool(host.Services.GetRequiredService<IClusterClient>(), options);
                     }
-                    catch (InvalidOperationException e) when (e.Message.StartsWith("The cluster has no ClusterPool nodes", StringComparison.Ordinal))
+                    catch (InvalidOperationException e) when (e.Data[ClusterPool.Reason] is ClusterPool.NoNodes)
                     {
                         last = e;
+                        await Task.Delay(250, cancellationToken).ConfigureAwait(false);
                     }
-                    await Task.Delay(250, cancellationToken).ConfigureAwait(false);
+                }
+                if (pool is not null)
+                {
+                    // Nodes that come after the first are found as any node that joins a running pool is.
+                    while ((seen = pool.Nodes.Count) < settings.Nodes && DateTime.UtcNow < deadline)
+                        await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                    if (seen >= settings.Nodes)
+                    {
+                        pool.Connection = host;
+                        return pool;
+                    }
+                    await pool.DisposeAsync().ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                if (e is InvalidOperationException { Message: var m } && m.Contains("another build", StringComparison.Ordinal))
+                if (e.Data[ClusterPool.Reason] is ClusterPool.OtherBuild)
                 {
                     await StopAsync(host).ConfigureAwait(false);
                     throw;

@@ -31,10 +31,9 @@ internal sealed class NodeLane(string name, ILaneEvents events, INodeGrain node,
 
     public void Run()
     {
-        // Asked more than once: the first way to a node can fail while the node is up (the client's connection to a
-        // gateway that died, until the client stops choosing it).
-        // A node that does not answer is not lost at once: one that just joined may not be known yet to the silo
-        // the call goes through. The pool starts another lane after a pause (a timeout, not a crash, so it never
+        // Asked more than once (ReachAsync): the first way to a node can fail while the node is up (through a gateway
+        // that died, until the client stops choosing it). A node that still does not answer is not lost at once: one
+        // that just joined may not be known yet to the silo the call goes through. The pool starts another lane after a pause (a timeout, not a crash, so it never
         // gives up while other lanes work), which goes to a node with free slots; the pool stops trying a node after
         // three failed first contacts in a row.
         var unreachable = ReachAsync().GetAwaiter().GetResult();
